@@ -129,7 +129,7 @@ def _fans(shape: Sequence[int]) -> tuple[int, int]:
 
 
 def _variance_scaling(scale: float, fan: str, distribution: str) -> Initializer:
-    """Zero-mean draws of variance ``scale / n``; ``n`` is ``fan_in`` or the mean fan (``"fan_avg"``)."""
+    """Zero-mean draws of variance ``scale / n``, ``n`` being ``fan_in`` or the mean fan."""
 
     def init(key: jax.Array, shape: Sequence[int], dtype: DTypeLike = jnp.float32) -> jax.Array:
         fan_in, fan_out = _fans(shape)
