@@ -184,13 +184,15 @@ def silu(x: ArrayLike) -> jax.Array:
 
 
 def softplus(x: ArrayLike) -> jax.Array:
-    """Softplus: ``f(x) = log(1 + exp(x))``, computed as ``max(x, 0) + log1p(exp(-|x|))``.
+    """Softplus: ``f(x) = log(1 + exp(x))``, its gradient ``sigmoid(x)``.
+
+    Computed stably as ``logaddexp(x, 0) = max(x, 0) + log1p(exp(-|x|))``, whose
+    gradient is right at 0 too (autodiff of the right-hand side gives 0 there).
 
     >>> softplus(jnp.array([0.0]))
     Array([0.6931472], dtype=float32)
     """
-    x = jnp.asarray(x)
-    return jnp.maximum(x, 0) + jnp.log1p(jnp.exp(-jnp.abs(x)))
+    return jnp.logaddexp(x, 0.0)
 
 
 def softsign(x: ArrayLike) -> jax.Array:

@@ -23,7 +23,7 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
-from funcnets.activations import log_softmax
+from funcnets.activations import log_softmax, softplus
 
 __all__ = [
     "mse",
@@ -123,16 +123,17 @@ def binary_cross_entropy(
     """Binary cross-entropy from logits, per element.
 
     ``loss = -t log σ(z) - (1 - t) log(1 - σ(z))``, computed stably as
-    ``max(z, 0) - z t + log1p(exp(-|z|))``. Targets ``t`` are probabilities in
-    [0, 1] (hard 0/1 labels or soft targets), of the logits' shape.
+    ``max(z, 0) - z t + log1p(exp(-|z|))`` (= ``softplus(z) - z t``, the form
+    used, whose gradient ``σ(z) - t`` is right at ``z = 0`` too). Targets ``t``
+    are probabilities in [0, 1] (hard 0/1 labels or soft targets), of the
+    logits' shape.
 
     >>> binary_cross_entropy(jnp.array([0.0]), jnp.array([1.0]))
     Array(0.6931472, dtype=float32)
     """
     _check_reduction("binary_cross_entropy", reduction)
     z, t = _same_shape("binary_cross_entropy", logits, targets, "logits", "targets")
-    losses = jnp.maximum(z, 0) - z * t + jnp.log1p(jnp.exp(-jnp.abs(z)))
-    return _reduce(losses, reduction)
+    return _reduce(softplus(z) - z * t, reduction)
 
 
 def cross_entropy(

@@ -1,0 +1,280 @@
+"""Tests for funcnets.activations: values against numpy formulas and jax.nn, gradients,
+numerical stability, and properties of softmax and maxout."""
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+from funcnets import activations as A
+
+X = np.linspace(-6.0, 6.0, 49, dtype=np.float32)  # includes 0.0
+X64 = X.astype(np.float64)
+SELU_ALPHA = 1.6732632423543772848170429916717
+SELU_SCALE = 1.0507009873554804934193349852946
+_erf = np.vectorize(math.erf)
+
+
+def np_sigmoid(x):
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+def np_elu(x, alpha=1.0):
+    return np.where(x > 0, x, alpha * (np.exp(np.minimum(x, 0)) - 1))
+
+
+# name -> (funcnets function with its arguments bound, numpy reference in float64)
+NUMPY_REFERENCES = {
+    "identity": (A.identity, lambda x: x),
+    "binary_step": (A.binary_step, lambda x: (x >= 0).astype(x.dtype)),
+    "binary_step_ste": (A.binary_step_ste, lambda x: (x >= 0).astype(x.dtype)),
+    "sigmoid": (A.sigmoid, np_sigmoid),
+    "tanh": (A.tanh, np.tanh),
+    "relu": (A.relu, lambda x: np.maximum(x, 0)),
+    "leaky_relu": (A.leaky_relu, lambda x: np.where(x >= 0, x, 0.01 * x)),
+    "leaky_relu(0.2)": (lambda x: A.leaky_relu(x, 0.2), lambda x: np.where(x >= 0, x, 0.2 * x)),
+    "elu": (A.elu, np_elu),
+    "elu(0.5)": (lambda x: A.elu(x, alpha=0.5), lambda x: np_elu(x, 0.5)),
+    "selu": (A.selu, lambda x: SELU_SCALE * np_elu(x, SELU_ALPHA)),
+    "gelu": (A.gelu, lambda x: 0.5 * x * (1 + _erf(x / np.sqrt(2)))),
+    "gelu(approximate)": (
+        lambda x: A.gelu(x, approximate=True),
+        lambda x: 0.5 * x * (1 + np.tanh(np.sqrt(2 / np.pi) * (x + 0.044715 * x**3))),
+    ),
+    "swish": (A.swish, lambda x: x * np_sigmoid(x)),
+    "swish(2)": (lambda x: A.swish(x, beta=2.0), lambda x: x * np_sigmoid(2 * x)),
+    "silu": (A.silu, lambda x: x * np_sigmoid(x)),
+    "softplus": (A.softplus, lambda x: np.log1p(np.exp(x))),
+    "softsign": (A.softsign, lambda x: x / (1 + np.abs(x))),
+    "softmax": (A.softmax, lambda x: np.exp(x) / np.exp(x).sum()),
+    "log_softmax": (A.log_softmax, lambda x: x - np.log(np.exp(x).sum())),
+}
+
+
+@pytest.mark.parametrize("name", NUMPY_REFERENCES)
+def test_values_match_numpy_formula(name):
+    f, reference = NUMPY_REFERENCES[name]
+    y = f(jnp.asarray(X))
+    assert y.dtype == jnp.float32
+    assert y.shape == X.shape
+    np.testing.assert_allclose(y, reference(X64), rtol=1e-5, atol=1e-6)
+
+
+JAX_NN = {
+    "sigmoid": (A.sigmoid, jax.nn.sigmoid),
+    "relu": (A.relu, jax.nn.relu),
+    "leaky_relu": (A.leaky_relu, jax.nn.leaky_relu),
+    "elu": (A.elu, jax.nn.elu),
+    "selu": (A.selu, jax.nn.selu),
+    "gelu": (A.gelu, lambda x: jax.nn.gelu(x, approximate=False)),
+    "gelu(approximate)": (lambda x: A.gelu(x, True), lambda x: jax.nn.gelu(x, approximate=True)),
+    "silu": (A.silu, jax.nn.silu),
+    "softplus": (A.softplus, jax.nn.softplus),
+    "softsign": (A.softsign, jax.nn.soft_sign),
+    "softmax": (A.softmax, jax.nn.softmax),
+    "log_softmax": (A.log_softmax, jax.nn.log_softmax),
+}
+
+
+@pytest.mark.parametrize("name", JAX_NN)
+def test_values_match_jax_nn(name):
+    f, reference = JAX_NN[name]
+    x = jnp.asarray(X).reshape(7, 7)
+    np.testing.assert_allclose(f(x), reference(x), rtol=1e-6, atol=1e-6)
+
+
+def test_gelu_is_exact_by_default_unlike_jax_nn():
+    x = jnp.asarray(X)
+    np.testing.assert_array_equal(A.gelu(x), A.gelu(x, approximate=False))
+    assert not np.allclose(A.gelu(x), jax.nn.gelu(x), rtol=0, atol=1e-5)
+
+
+def test_binary_step_keeps_dtype():
+    for dtype in (jnp.float32, jnp.bfloat16, jnp.int32):
+        x = jnp.array([-2, 0, 3], dtype)
+        y = A.binary_step(x)
+        assert y.dtype == dtype
+        np.testing.assert_array_equal(y, np.array([0, 1, 1]))
+
+
+def test_binary_step_has_zero_gradient_and_ste_has_identity_gradient():
+    x = jnp.asarray(X)
+    np.testing.assert_array_equal(jax.vmap(jax.grad(A.binary_step))(x), np.zeros_like(X))
+    np.testing.assert_array_equal(jax.vmap(jax.grad(A.binary_step_ste))(x), np.ones_like(X))
+    np.testing.assert_array_equal(A.binary_step_ste(x), A.binary_step(x))
+    np.testing.assert_array_equal(jax.jit(A.binary_step_ste)(x), A.binary_step(x))
+
+
+def test_binary_step_ste_forward_is_exact_for_large_inputs():
+    x = jnp.array([-3e8, -1e-30, 1e-30, 3e8])
+    np.testing.assert_array_equal(A.binary_step_ste(x), [0.0, 0.0, 1.0, 1.0])
+
+
+def _phi(x):
+    return np.exp(-(x**2) / 2) / np.sqrt(2 * np.pi)
+
+
+# name -> (function, derivative written out in numpy)
+DERIVATIVES = {
+    "identity": (A.identity, np.ones_like),
+    "sigmoid": (A.sigmoid, lambda x: np_sigmoid(x) * (1 - np_sigmoid(x))),
+    "tanh": (A.tanh, lambda x: 1 - np.tanh(x) ** 2),
+    "relu": (A.relu, lambda x: (x > 0).astype(x.dtype)),
+    "leaky_relu": (A.leaky_relu, lambda x: np.where(x >= 0, 1.0, 0.01)),
+    "elu": (A.elu, lambda x: np.where(x > 0, 1.0, np.exp(np.minimum(x, 0)))),
+    "selu": (A.selu, lambda x: SELU_SCALE * np.where(x > 0, 1, SELU_ALPHA * np.exp(x))),
+    "gelu": (A.gelu, lambda x: 0.5 * (1 + _erf(x / np.sqrt(2))) + x * _phi(x)),
+    "swish(2)": (
+        lambda x: A.swish(x, 2.0),
+        lambda x: np_sigmoid(2 * x) + 2 * x * np_sigmoid(2 * x) * (1 - np_sigmoid(2 * x)),
+    ),
+    "silu": (A.silu, lambda x: np_sigmoid(x) * (1 + x * (1 - np_sigmoid(x)))),
+    "softplus": (A.softplus, np_sigmoid),
+    "softsign": (A.softsign, lambda x: 1 / (1 + np.abs(x)) ** 2),
+}
+
+
+@pytest.mark.parametrize("name", DERIVATIVES)
+def test_gradients_match_derivatives(name):
+    f, derivative = DERIVATIVES[name]
+    grads = jax.vmap(jax.grad(f))(jnp.asarray(X))
+    np.testing.assert_allclose(grads, derivative(X64), rtol=1e-5, atol=1e-6)
+
+
+def test_softmax_gradient_is_its_jacobian():
+    x = jnp.array([0.3, -1.2, 2.0, 0.0])
+    s = np.exp(np.float64(x)) / np.exp(np.float64(x)).sum()
+    np.testing.assert_allclose(jax.jacobian(A.softmax)(x), np.diag(s) - np.outer(s, s), atol=1e-6)
+    np.testing.assert_allclose(
+        jax.jacobian(A.log_softmax)(x), np.eye(4) - np.outer(np.ones(4), s), atol=1e-6
+    )
+
+
+STABLE = {
+    "sigmoid": (A.sigmoid, [0.0, 1.0]),
+    "softplus": (A.softplus, [0.0, 1e3]),
+    "gelu": (A.gelu, [0.0, 1e3]),
+    "gelu(approximate)": (lambda x: A.gelu(x, True), [0.0, 1e3]),
+    "elu": (A.elu, [-1.0, 1e3]),
+    "selu": (A.selu, [-SELU_SCALE * SELU_ALPHA, SELU_SCALE * 1e3]),
+    "swish": (A.swish, [0.0, 1e3]),
+    "silu": (A.silu, [0.0, 1e3]),
+    "tanh": (A.tanh, [-1.0, 1.0]),
+    "softsign": (A.softsign, [-1e3 / 1001, 1e3 / 1001]),
+}
+
+
+@pytest.mark.parametrize("name", STABLE)
+def test_elementwise_finite_at_plus_minus_1e3(name):
+    f, expected = STABLE[name]
+    x = jnp.array([-1e3, 1e3])
+    np.testing.assert_allclose(f(x), expected, rtol=1e-6)
+    assert np.all(np.isfinite(jax.vmap(jax.grad(f))(x)))
+
+
+@pytest.mark.parametrize("f", [A.softmax, A.log_softmax], ids=["softmax", "log_softmax"])
+def test_softmax_finite_at_plus_minus_1e3(f):
+    x = jnp.array([[1e3, -1e3, 0.0], [1e3, 1e3, -1e3], [-1e3, -1e3, -1e3]])
+    y = f(x)
+    assert np.all(np.isfinite(y))
+    grads = jax.grad(lambda x: jnp.sum(f(x) * jnp.arange(3.0)))(x)
+    assert np.all(np.isfinite(grads))
+    probs = np.exp(y) if f is A.log_softmax else y
+    np.testing.assert_allclose(probs[0], [1, 0, 0], atol=1e-7)
+    np.testing.assert_allclose(probs[1], [0.5, 0.5, 0], atol=1e-7)
+    np.testing.assert_allclose(probs[2], [1 / 3] * 3, rtol=1e-6)
+
+
+def test_softmax_axis():
+    x = jnp.asarray(X[:48]).reshape(4, 3, 4)
+    for axis in (0, 1, -1):
+        np.testing.assert_allclose(A.softmax(x, axis=axis).sum(axis=axis), 1.0, rtol=1e-6)
+        np.testing.assert_allclose(
+            A.log_softmax(x, axis=axis), jax.nn.log_softmax(x, axis=axis), atol=1e-6
+        )
+
+
+def test_softmax_with_minus_inf_masks():
+    x = jnp.array([0.0, -jnp.inf, 0.0])
+    np.testing.assert_allclose(A.softmax(x), [0.5, 0.0, 0.5])
+    np.testing.assert_allclose(A.log_softmax(x), [-np.log(2), -np.inf, -np.log(2)])
+
+
+def test_activations_jit_and_vmap():
+    x = jnp.asarray(X).reshape(7, 7)
+    for f in (A.gelu, A.selu, A.softmax, A.binary_step_ste):
+        np.testing.assert_allclose(jax.jit(f)(x), f(x), rtol=1e-6)
+        np.testing.assert_allclose(jax.vmap(f)(x), f(x), rtol=1e-6)
+
+
+def floats32(bound):
+    return st.floats(-bound, bound, width=32, allow_subnormal=False)
+
+
+# One fixed shape keeps hypothesis from compiling a new program per example.
+moderate = hnp.arrays(np.float32, (4, 6), elements=floats32(30))
+
+
+@settings(max_examples=30, deadline=None)
+@given(x=moderate, shift=floats32(50))
+def test_softmax_sums_to_one_and_is_shift_invariant(x, shift):
+    s = A.softmax(x)
+    assert np.all(s >= 0)
+    np.testing.assert_allclose(s.sum(axis=-1), 1.0, rtol=1e-5)
+    np.testing.assert_allclose(A.softmax(x + shift), s, atol=1e-5)
+
+
+@settings(max_examples=30, deadline=None)
+@given(x=moderate)
+def test_log_softmax_is_log_of_softmax(x):
+    np.testing.assert_allclose(A.log_softmax(x), np.log(A.softmax(x)), atol=1e-4)
+
+
+@settings(max_examples=25, deadline=None)
+@given(features=st.integers(1, 3), pieces=st.integers(1, 3), data=st.data())
+def test_maxout_is_max_over_consecutive_groups(features, pieces, data):
+    x = data.draw(hnp.arrays(np.float32, (2, features * pieces), elements=floats32(10)))
+    expected = x.reshape(2, features, pieces).max(axis=-1)
+    np.testing.assert_array_equal(A.maxout(x, pieces), expected)
+
+
+def test_maxout_on_another_axis():
+    x = jnp.arange(24.0).reshape(2, 6, 2) * jnp.array([1.0, -1.0])
+    y = A.maxout(x, 3, axis=1)
+    assert y.shape == (2, 2, 2)
+    np.testing.assert_array_equal(y, np.asarray(x).reshape(2, 2, 3, 2).max(axis=2))
+    np.testing.assert_array_equal(A.maxout(x, 3, axis=-2), y)
+    np.testing.assert_array_equal(A.maxout(x, 1), x)
+
+
+def test_maxout_groups_consecutive_units_not_strided():
+    x = jnp.array([1.0, 2.0, 30.0, 40.0])
+    np.testing.assert_array_equal(A.maxout(x, 2), [2.0, 40.0])
+
+
+def test_maxout_gradient_goes_to_the_max():
+    x = jnp.array([1.0, 5.0, 4.0, 2.0])
+    np.testing.assert_array_equal(jax.grad(lambda x: A.maxout(x, 2).sum())(x), [0, 1, 1, 0])
+
+
+def test_maxout_errors():
+    with pytest.raises(ValueError, match=r"maxout.*\(10\).*pieces=3"):
+        A.maxout(jnp.zeros((2, 10)), 3)
+    with pytest.raises(ValueError, match="positive"):
+        A.maxout(jnp.zeros((2, 10)), 0)
+    with pytest.raises(ValueError, match="out of range"):
+        A.maxout(jnp.zeros((2, 10)), 2, axis=2)
+
+
+TESTED = (
+    set(NUMPY_REFERENCES) | set(JAX_NN) | set(DERIVATIVES) | set(STABLE) | {"maxout"}
+) & set(dir(A))
+
+
+def test_every_public_name_is_tested():
+    assert TESTED == set(A.__all__)
