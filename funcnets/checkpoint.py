@@ -68,9 +68,10 @@ def save(path: str | os.PathLike[str], tree: Any) -> None:
     """Writes ``tree`` to the single file ``path``, atomically.
 
     The archive is written to a temporary file in the same directory, flushed and fsynced, then
-    renamed onto ``path`` (``os.replace``) and the directory is fsynced: a crash or an exception
-    at any point leaves either the old file or the new one, and no temporary file. The same tree
-    always produces the same bytes.
+    renamed onto ``path`` (``os.replace``) and the directory is fsynced. An exception at any
+    point (even ``KeyboardInterrupt``) leaves the previous file untouched and removes the
+    temporary file; a crash leaves either the old file or the new one, never a partial one. The
+    same tree always produces the same bytes.
 
     Args:
         path: destination file; its directory must exist.

@@ -2,11 +2,13 @@
 
 Each function takes the key first, then the batch ``x`` of shape ``(N, H, W, C)``, and draws
 independent randomness per example, so it can run inside ``jax.jit``, ``jax.vmap`` or the body
-of a ``lax.scan`` over minibatches. Use a fresh key per step, e.g.
-``jax.random.fold_in(key, step)``.
+of a ``lax.scan`` over minibatches; each is itself jitted (``padding`` static). Use a fresh key
+per step, e.g. ``jax.random.fold_in(key, step)``.
 """
 
 from __future__ import annotations
+
+import functools
 
 import jax
 import jax.numpy as jnp
@@ -14,6 +16,7 @@ import jax.numpy as jnp
 __all__ = ["gaussian_noise", "random_crop", "random_flip"]
 
 
+@functools.partial(jax.jit, static_argnames="padding")
 def random_crop(key: jax.Array, x: jax.Array, padding: int = 4) -> jax.Array:
     """Pads each image with ``padding`` zeros on every side, then crops back at a random offset.
 
@@ -41,6 +44,7 @@ def random_crop(key: jax.Array, x: jax.Array, padding: int = 4) -> jax.Array:
     return jax.vmap(crop)(padded, offsets)
 
 
+@jax.jit
 def random_flip(key: jax.Array, x: jax.Array, p: float = 0.5) -> jax.Array:
     """Flips each image left-right (along W) with probability ``p``.
 
@@ -57,6 +61,7 @@ def random_flip(key: jax.Array, x: jax.Array, p: float = 0.5) -> jax.Array:
     return jnp.where(flip[:, None, None, None], x[:, :, ::-1, :], x)
 
 
+@jax.jit
 def gaussian_noise(key: jax.Array, x: jax.Array, stddev: float = 0.1) -> jax.Array:
     """Adds independent Gaussian noise, N(0, stddev²), to every element.
 

@@ -1,11 +1,12 @@
 """Small synthetic datasets, each a pure function of a ``jax.random`` key.
 
 Every function returns ``(x, y)`` jax arrays: the same key always gives the same data, and
-different keys give different noise.
+different keys give different noise. They are jitted, with the sizes (``n``, ``classes``) static.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 
 import jax
@@ -14,6 +15,7 @@ import jax.numpy as jnp
 __all__ = ["moons", "sine", "spirals", "xor"]
 
 
+@functools.partial(jax.jit, static_argnames="n")
 def xor(key: jax.Array, n: int = 200, noise: float = 0.1) -> tuple[jax.Array, jax.Array]:
     """Points near the corners of the square [-1, 1]², labelled by XOR of their signs.
 
@@ -37,6 +39,7 @@ def xor(key: jax.Array, n: int = 200, noise: float = 0.1) -> tuple[jax.Array, ja
     return x, (bits[:, 0] ^ bits[:, 1]).astype(jnp.int32)
 
 
+@functools.partial(jax.jit, static_argnames=("n", "classes"))
 def spirals(
     key: jax.Array, n: int = 300, classes: int = 3, noise: float = 0.2
 ) -> tuple[jax.Array, jax.Array]:
@@ -65,6 +68,7 @@ def spirals(
     return r[:, None] * jnp.stack([jnp.sin(t), jnp.cos(t)], axis=1), y
 
 
+@functools.partial(jax.jit, static_argnames="n")
 def moons(key: jax.Array, n: int = 200, noise: float = 0.1) -> tuple[jax.Array, jax.Array]:
     """Two interleaving half circles (scikit-learn's ``make_moons`` geometry).
 
@@ -93,6 +97,7 @@ def moons(key: jax.Array, n: int = 200, noise: float = 0.1) -> tuple[jax.Array, 
     return x + noise * jax.random.normal(key, (n, 2)), y
 
 
+@functools.partial(jax.jit, static_argnames="n")
 def sine(key: jax.Array, n: int = 200, noise: float = 0.1) -> tuple[jax.Array, jax.Array]:
     """A regression set: x uniform in [-π, π], y = sin x + Gaussian noise.
 
