@@ -172,8 +172,8 @@ def cosine_decay_schedule(
         raise ValueError(f"cosine_decay_schedule: decay_steps must be > 0, got {decay_steps}")
 
     def schedule(count: jax.Array) -> jax.Array:
-        done = jnp.minimum(jnp.asarray(count, jnp.float32), decay_steps) / decay_steps
-        cosine = 0.5 * (1 + jnp.cos(jnp.pi * done))
+        t = jnp.minimum(jnp.asarray(count, jnp.float32), decay_steps)
+        cosine = 0.5 * (1 + jnp.cos(jnp.pi * t / decay_steps))
         return init_value * ((1 - alpha) * cosine**exponent + alpha)
 
     return schedule

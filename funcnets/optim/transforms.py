@@ -38,8 +38,20 @@ def _increment(count: jax.Array) -> jax.Array:
     return count + (count < jnp.iinfo(count.dtype).max).astype(count.dtype)
 
 
+def _promote(g: jax.Array, m: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """Cast an update and an accumulator (e.g. a bfloat16 ``mu``) to their common dtype.
+
+    Explicit (JAX's standard promotion lattice), so the transforms also run
+    under ``jax_numpy_dtype_promotion="strict"``.
+    """
+    with jax.numpy_dtype_promotion("standard"):
+        dtype = jnp.promote_types(g.dtype, m.dtype)
+    return g.astype(dtype), m.astype(dtype)
+
+
 def _ema(g: jax.Array, m: jax.Array, decay: float) -> jax.Array:
     """Exponential moving average: ``(1 - decay) * g + decay * m``."""
+    g, m = _promote(g, m)
     return (1 - decay) * g + decay * m
 
 
@@ -152,9 +164,13 @@ def trace(
         updates: Updates, state: TraceState, params: Params | None = None
     ) -> tuple[Updates, TraceState]:
         del params
-        new_trace = jax.tree.map(lambda g, m: g + decay * m, updates, state.trace)
+        def accumulate(g: jax.Array, m: jax.Array) -> jax.Array:
+            g, m = _promote(g, m)
+            return g + decay * m
+
+        new_trace = jax.tree.map(accumulate, updates, state.trace)
         if nesterov:
-            updates = jax.tree.map(lambda g, m: g + decay * m, updates, new_trace)
+            updates = jax.tree.map(accumulate, updates, new_trace)
         else:
             updates = new_trace
         return updates, TraceState(_cast(new_trace, dtype))

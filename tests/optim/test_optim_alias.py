@@ -14,6 +14,12 @@ import pytest
 
 import funcnets.optim as fo
 
+EXACT = {"steps": 1000, "rtol": 1e-5, "atol": 1e-6}
+# bfloat16 accumulators agree to bfloat16 rounding only: optax multiplies decay * mu in
+# bfloat16 (a weak-typed Python float times a bfloat16 array), funcnets promotes mu to the
+# update's float32 first (see docs/optimizers.md).
+BFLOAT16 = {"steps": 100, "rtol": 1e-2, "atol": 1e-2}
+
 
 def decay_mask(params):
     """Weight decay on matrices only (not on biases or scalars)."""
@@ -86,7 +92,7 @@ CASES = {
                 eps_root=1e-8,
             )
         ),
-        "mu_bfloat16": same(lambda m: m.adam(0.01, mu_dtype=jnp.bfloat16)),
+        "mu_bfloat16": (*same(lambda m: m.adam(0.01, mu_dtype=jnp.bfloat16)), BFLOAT16),
     },
     "adamw": {
         "defaults": same(lambda m: m.adamw(0.01)),
@@ -147,16 +153,16 @@ CASES = {
 }
 
 PARAMS = [
-    pytest.param(fn_tx, optax_tx, id=f"{name}-{case}")
+    pytest.param(fn_tx, optax_tx, *(tol or [EXACT]), id=f"{name}-{case}")
     for name, cases in CASES.items()
-    for case, (fn_tx, optax_tx) in cases.items()
+    for case, (fn_tx, optax_tx, *tol) in cases.items()
 ]
-DEFAULTS = [p for p in PARAMS if p.id.endswith("-defaults")]
+DEFAULTS = [pytest.param(*p.values[:2], id=p.id) for p in PARAMS if p.id.endswith("-defaults")]
 
 
-@pytest.mark.parametrize(("fn_tx", "optax_tx"), PARAMS)
-def test_matches_optax_over_1000_jitted_steps(run, trees_close, fn_tx, optax_tx):
-    trees_close(*run(fn_tx, optax_tx))
+@pytest.mark.parametrize(("fn_tx", "optax_tx", "tol"), PARAMS)
+def test_matches_optax_over_1000_jitted_steps(run, trees_close, fn_tx, optax_tx, tol):
+    trees_close(*run(fn_tx, optax_tx, steps=tol["steps"]), rtol=tol["rtol"], atol=tol["atol"])
 
 
 @pytest.mark.parametrize(("fn_tx", "optax_tx"), DEFAULTS)
