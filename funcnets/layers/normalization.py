@@ -1,0 +1,119 @@
+"""Normalization layers: `BatchNorm`, `LayerNorm`, `GroupNorm` (channels-last).
+
+Each standardises ``x`` with a mean and a biased variance computed in two
+passes (``mean((x - mean)**2)``, never ``E[x**2] - E[x]**2``), then applies a
+learned per-channel affine map: ``y = (x - mean) / sqrt(var + eps) * scale + bias``.
+Params: ``scale`` (channels,) starting at 1, ``bias`` (channels,) at 0.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+from jax import lax
+
+from funcnets.layers.base import Layer, check_min_rank, make_layer, shape_error
+
+
+def _affine_params(channels: int) -> dict[str, jax.Array]:
+    return {
+        "scale": jnp.ones((channels,), jnp.float32),
+        "bias": jnp.zeros((channels,), jnp.float32),
+    }
+
+
+def _moments(x: jax.Array, axes: tuple[int, ...]) -> tuple[jax.Array, jax.Array]:
+    """Mean and biased variance over ``axes``, two-pass, keeping dims."""
+    mean = x.mean(axis=axes, keepdims=True)
+    return mean, jnp.square(x - mean).mean(axis=axes, keepdims=True)
+
+
+def _check_channels(name: str, params: dict, x: jax.Array) -> None:
+    channels = params["scale"].shape[0]
+    if x.ndim < 2 or x.shape[-1] != channels:
+        raise shape_error(name, f"(batch, ..., {channels})", x.shape)
+
+
+def BatchNorm(momentum: float = 0.9, eps: float = 1e-5) -> Layer:
+    """Batch normalisation (Ioffe & Szegedy 2015) over every axis but the last.
+
+    ``train=True``: normalises with the batch's mean and biased variance and
+    returns running statistics updated as ``new = momentum * old + (1 -
+    momentum) * batch`` (momentum weighs the old value, as in Flax and Keras;
+    PyTorch's ``momentum=0.1`` is our 0.9). ``train=False``: normalises with
+    the running statistics and returns the state unchanged.
+
+    Params: ``scale``, ``bias`` (channels,). State: ``mean`` (channels,)
+    starting at 0, ``var`` (channels,) starting at 1.
+    """
+
+    def init(key, input_shape):
+        check_min_rank("BatchNorm", input_shape, 2, "(batch, ..., channels)")
+        channels = input_shape[-1]
+        state = {
+            "mean": jnp.zeros((channels,), jnp.float32),
+            "var": jnp.ones((channels,), jnp.float32),
+        }
+        return tuple(input_shape), _affine_params(channels), state
+
+    def apply(params, state, x, *, key=None, train=False):
+        _check_channels("BatchNorm", params, x)
+        if train:
+            mean, var = _moments(x, tuple(range(x.ndim - 1)))
+            mean, var = mean.reshape(-1), var.reshape(-1)
+            batch = lax.stop_gradient((mean, var))
+            state = {
+                "mean": momentum * state["mean"] + (1.0 - momentum) * batch[0],
+                "var": momentum * state["var"] + (1.0 - momentum) * batch[1],
+            }
+        else:
+            mean, var = state["mean"], state["var"]
+        inv = lax.rsqrt(var + eps) * params["scale"]
+        return (x - mean) * inv + params["bias"], state
+
+    return make_layer("BatchNorm", init, apply)
+
+
+def LayerNorm(eps: float = 1e-5) -> Layer:
+    """Layer normalisation (Ba et al. 2016): each example's last axis standardised.
+
+    Statistics over the last axis only, the same in training and eval.
+    Params: ``scale``, ``bias`` (features,). No state.
+    """
+
+    def init(key, input_shape):
+        check_min_rank("LayerNorm", input_shape, 2, "(batch, ..., features)")
+        return tuple(input_shape), _affine_params(input_shape[-1]), {}
+
+    def apply(params, state, x, *, key=None, train=False):
+        _check_channels("LayerNorm", params, x)
+        mean, var = _moments(x, (-1,))
+        return (x - mean) * lax.rsqrt(var + eps) * params["scale"] + params["bias"], state
+
+    return make_layer("LayerNorm", init, apply)
+
+
+def GroupNorm(groups: int, eps: float = 1e-5) -> Layer:
+    """Group normalisation (Wu & He 2018): channels split into ``groups`` groups.
+
+    Each example's ``(*spatial, channels / groups)`` block of consecutive
+    channels is standardised together; ``groups=1`` is LayerNorm over all
+    non-batch axes, ``groups=channels`` is InstanceNorm. The same in training
+    and eval. Params: ``scale``, ``bias`` (channels,). No state.
+    """
+
+    def init(key, input_shape):
+        check_min_rank("GroupNorm", input_shape, 2, "(batch, ..., channels)")
+        if input_shape[-1] % groups:
+            raise shape_error("GroupNorm", f"channels divisible by groups={groups}", input_shape)
+        return tuple(input_shape), _affine_params(input_shape[-1]), {}
+
+    def apply(params, state, x, *, key=None, train=False):
+        _check_channels("GroupNorm", params, x)
+        grouped = x.reshape(*x.shape[:-1], groups, x.shape[-1] // groups)
+        axes = (*range(1, x.ndim - 1), x.ndim)
+        mean, var = _moments(grouped, axes)
+        normed = ((grouped - mean) * lax.rsqrt(var + eps)).reshape(x.shape)
+        return normed * params["scale"] + params["bias"], state
+
+    return make_layer("GroupNorm", init, apply)
