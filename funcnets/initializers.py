@@ -222,9 +222,10 @@ def orthogonal(scale: float = 1.0) -> Initializer:
         if len(shape) < 2:
             raise ValueError(f"orthogonal: needs a shape of at least 2 dimensions, got {shape}")
         rows, cols = math.prod(shape[:-1]), shape[-1]
-        tall = (max(rows, cols), min(rows, cols))
         compute_dtype = jnp.promote_types(dtype, jnp.float32)  # QR wants float32 or wider
-        q, r = jnp.linalg.qr(jax.random.normal(key, tall, compute_dtype))
+        gaussian = jax.random.normal(key, shape, compute_dtype).reshape(rows, cols)
+        tall = gaussian if rows >= cols else gaussian.T
+        q, r = jnp.linalg.qr(tall)
         q = q * jnp.where(jnp.diagonal(r) < 0, -1, 1).astype(compute_dtype)
         matrix = q if rows >= cols else q.T
         return (scale * matrix).reshape(shape).astype(dtype)

@@ -257,8 +257,8 @@ def test_log_softmax_is_log_of_softmax(x):
 maxout_jit = jax.jit(A.maxout, static_argnums=1)
 
 
-@settings(max_examples=25, deadline=None)
-@given(features=st.integers(1, 3), pieces=st.integers(1, 3), data=st.data())
+@settings(max_examples=20, deadline=None)
+@given(features=st.integers(1, 2), pieces=st.integers(1, 3), data=st.data())
 def test_maxout_is_max_over_consecutive_groups(features, pieces, data):
     x = data.draw(hnp.arrays(np.float32, (2, features * pieces), elements=floats32(10)))
     expected = x.reshape(2, features, pieces).max(axis=-1)

@@ -154,33 +154,38 @@ def test_binary_svm_hinge_with_one_column_is_optax_hinge():
 
 
 def test_gradients_match_closed_forms():
-    def grad(f, *args):
-        return jax.jit(jax.grad(f))(*args)
+    def summed(loss):
+        return jax.grad(partial(loss, reduction="sum"))
+
+    @jax.jit
+    def gradients():
+        return [
+            summed(L.mse)(PRED, TARGET),
+            jax.grad(L.mse)(PRED, TARGET),  # mean over elements
+            summed(L.mae)(PRED, TARGET),
+            summed(L.huber)(PRED, TARGET),
+            summed(L.binary_cross_entropy)(LOGITS, SOFT),
+            summed(L.cross_entropy)(LOGITS, PROBS),
+            summed(L.sparse_cross_entropy)(LOGITS, LABELS),
+            summed(L.kl_divergence)(LOGITS, PROBS_WITH_ZEROS),
+            summed(L.hinge)(PRED, SIGNS),
+        ]
 
     sig = 1 / (1 + np.exp(-np.float64(LOGITS)))
     softmax = np.exp(np_log_softmax(LOGITS))
     error = np.float64(PRED) - TARGET
     closed_forms = [
-        (grad(partial(L.mse, reduction="sum"), PRED, TARGET), 2 * error),
-        (grad(L.mse, PRED, TARGET), 2 * error / error.size),
-        (grad(partial(L.mae, reduction="sum"), PRED, TARGET), np.sign(error)),
-        (grad(partial(L.huber, reduction="sum"), PRED, TARGET), np.clip(error, -1, 1)),
-        (grad(partial(L.binary_cross_entropy, reduction="sum"), LOGITS, SOFT), sig - SOFT),
-        (grad(partial(L.cross_entropy, reduction="sum"), LOGITS, PROBS), softmax - PROBS),
-        (
-            grad(partial(L.sparse_cross_entropy, reduction="sum"), LOGITS, LABELS),
-            softmax - np.eye(C)[LABELS],
-        ),
-        (
-            grad(partial(L.kl_divergence, reduction="sum"), LOGITS, PROBS_WITH_ZEROS),
-            -PROBS_WITH_ZEROS,
-        ),
-        (
-            grad(partial(L.hinge, reduction="sum"), PRED, SIGNS),
-            np.where(SIGNS * PRED < 1, -SIGNS, 0),
-        ),
+        2 * error,
+        2 * error / error.size,
+        np.sign(error),
+        np.clip(error, -1, 1),
+        sig - SOFT,
+        softmax - PROBS,
+        softmax - np.eye(C)[LABELS],
+        -PROBS_WITH_ZEROS,
+        np.where(SIGNS * PRED < 1, -SIGNS, 0),
     ]
-    for actual, expected in closed_forms:
+    for actual, expected in zip(gradients(), closed_forms, strict=True):
         np.testing.assert_allclose(actual, expected, rtol=1e-5, atol=1e-6)
 
 
@@ -286,12 +291,12 @@ def test_sparse_cross_entropy_label_checks():
 
 
 def test_eager_jit_and_vmap_agree():
-    eager = L.sparse_cross_entropy(LOGITS, LABELS, "none")
+    np.testing.assert_allclose(L.mse(PRED, TARGET), jax.jit(L.mse)(PRED, TARGET), rtol=1e-6)
+    batched = jax.vmap(lambda z, y: L.sparse_cross_entropy(z, y, reduction="none"))
+    direct = partial(L.sparse_cross_entropy, reduction="none")
     np.testing.assert_allclose(
-        jax.jit(L.sparse_cross_entropy, static_argnums=2)(LOGITS, LABELS, "none"), eager, rtol=1e-6
+        jax.jit(batched)(LOGITS, LABELS), jax.jit(direct)(LOGITS, LABELS), rtol=1e-6
     )
-    per_example = jax.jit(jax.vmap(lambda z, y: L.sparse_cross_entropy(z, y, reduction="none")))
-    np.testing.assert_allclose(per_example(LOGITS, LABELS), eager, rtol=1e-6)
 
 
 PARAMS = {

@@ -96,7 +96,8 @@ def Conv1D(
     """A 1-D convolution over (batch, width, channels) inputs.
 
     ``y[n, i, o] = b[o] + sum_{k, c} x[n, i*s + k*d - pad_lo, g(o) + c] * w[k, c, o]``,
-    with stride ``s``, dilation ``d``, and ``g(o)`` is the first input channel of output channel ``o``'s group.
+    with stride ``s``, dilation ``d``, and ``g(o)`` the first input channel of
+    output channel ``o``'s group.
     Params: ``w`` (kernel, in / groups, features), ``b`` (features,).
     """
     return _conv(
