@@ -222,6 +222,32 @@ def test_adamw_decay_is_multiplied_by_the_learning_rate():
     assert jnp.allclose(updates["w"], -lr * wd * params["w"])
 
 
+def test_sgd_nesterov_form():
+    """m_t = g + mu m_{t-1}, step -lr (g + mu m_t): with g = 1, mu = 0.9 the steps are 1.9, 2.71."""
+    tx = fo.sgd(1.0, momentum=0.9, nesterov=True)
+    params = {"w": jnp.zeros(())}
+    state = tx.init(params)
+    steps = []
+    for _ in range(2):
+        updates, state = tx.update({"w": jnp.ones(())}, state, params)
+        steps.append(float(updates["w"]))
+    assert steps == pytest.approx([-1.9, -2.71], rel=1e-6)
+
+
+@pytest.mark.parametrize(("eps_in_sqrt", "denominator"), [(True, "inside"), (False, "outside")])
+def test_rmsprop_eps_placement(eps_in_sqrt, denominator):
+    """First step, v = (1 - decay) g^2.
+
+    Inside (the default): g / sqrt(v + eps); outside (PyTorch's form): g / (sqrt(v) + eps).
+    """
+    g, eps, decay = 1e-3, 1e-4, 0.9
+    tx = fo.rmsprop(1.0, decay=decay, eps=eps, eps_in_sqrt=eps_in_sqrt)
+    updates, _ = tx.update({"w": jnp.array(g)}, tx.init({"w": jnp.array(0.0)}))
+    v = (1 - decay) * g**2
+    expected = g / (v + eps) ** 0.5 if denominator == "inside" else g / (v**0.5 + eps)
+    assert float(updates["w"]) == pytest.approx(-expected, rel=1e-6)
+
+
 def test_adadelta_default_descends(quadratic, run):
     """The default learning_rate=None means eta = 1 and moves p towards the minimum."""
 
