@@ -5,6 +5,7 @@ gradient), ``t = 1, 2, ...`` the step number, ``m`` and ``v`` moving averages
 kept in the state, ``p`` the parameter. All operations are elementwise.
 """
 
+from collections.abc import Callable
 from typing import Any
 
 import jax
@@ -66,11 +67,17 @@ def _debias(tree: Updates, decay: float, count: jax.Array) -> Updates:
     return jax.tree.map(lambda x: x / correction.astype(x.dtype), tree)
 
 
-def _cast(tree: Updates, dtype: Any) -> Updates:
-    return tree if dtype is None else jax.tree.map(lambda x: x.astype(dtype), tree)
+def _as_before(new_state: Any, state: Any) -> Any:
+    """Cast each leaf of ``new_state`` to the dtype it had in ``state``.
+
+    A state keeps the dtypes ``init`` gave it (``mu_dtype`` included) whatever
+    the dtype of the gradients, so it can be a ``lax.scan`` carry or a donated
+    buffer and is saved with the same dtypes every step.
+    """
+    return jax.tree.map(lambda new, old: new.astype(old.dtype), new_state, state)
 
 
-def _stateless(fn: Any) -> GradientTransformation:
+def _stateless(fn: Callable[[Updates, Params | None], Updates]) -> GradientTransformation:
     """A transformation without state from ``fn(updates, params) -> updates``."""
 
     def init(params: Params) -> EmptyState:
@@ -155,15 +162,17 @@ def trace(
     Returns:
         The transformation; its state is ``TraceState(trace)``.
     """
-    dtype = None if accumulator_dtype is None else jnp.dtype(accumulator_dtype)
 
     def init(params: Params) -> TraceState:
-        return TraceState(jax.tree.map(lambda p: jnp.zeros_like(p, dtype=dtype), params))
+        return TraceState(
+            jax.tree.map(lambda p: jnp.zeros_like(p, dtype=accumulator_dtype), params)
+        )
 
     def update(
         updates: Updates, state: TraceState, params: Params | None = None
     ) -> tuple[Updates, TraceState]:
         del params
+
         def accumulate(g: jax.Array, m: jax.Array) -> jax.Array:
             g, m = _promote(g, m)
             return g + decay * m
@@ -173,7 +182,7 @@ def trace(
             updates = jax.tree.map(accumulate, updates, new_trace)
         else:
             updates = new_trace
-        return updates, TraceState(_cast(new_trace, dtype))
+        return updates, _as_before(TraceState(new_trace), state)
 
     return GradientTransformation(init, update)
 
@@ -206,7 +215,7 @@ def scale_by_rss(
         updates = jax.tree.map(
             lambda g, s: jnp.where(s > 0, jax.lax.rsqrt(s + eps), 0.0) * g, updates, s
         )
-        return updates, ScaleByRssState(s)
+        return updates, _as_before(ScaleByRssState(s), state)
 
     return GradientTransformation(init, update)
 
@@ -251,7 +260,7 @@ def scale_by_rms(
         nu = jax.tree.map(lambda g, v: _ema(g * g, v, decay), updates, state.nu)
         nu_hat = _debias(nu, decay, count) if bias_correction else nu
         updates = jax.tree.map(lambda g, v: _rms_scaling(v, eps, eps_in_sqrt) * g, updates, nu_hat)
-        return updates, ScaleByRmsState(count, nu)
+        return updates, _as_before(ScaleByRmsState(count, nu), state)
 
     return GradientTransformation(init, update)
 
@@ -300,18 +309,16 @@ def scale_by_stddev(
         updates = jax.tree.map(
             lambda g, m, v: _rms_scaling(v - m * m, eps, eps_in_sqrt) * g, updates, mu_hat, nu_hat
         )
-        return updates, ScaleByStddevState(count, mu, nu)
+        return updates, _as_before(ScaleByStddevState(count, mu, nu), state)
 
     return GradientTransformation(init, update)
 
 
-def _adam_init(mu_dtype: Any) -> Any:
-    dtype = None if mu_dtype is None else jnp.dtype(mu_dtype)
-
+def _adam_init(mu_dtype: Any) -> Callable[[Params], ScaleByAdamState]:
     def init(params: Params) -> ScaleByAdamState:
         return ScaleByAdamState(
             _zero_count(),
-            jax.tree.map(lambda p: jnp.zeros_like(p, dtype=dtype), params),
+            jax.tree.map(lambda p: jnp.zeros_like(p, dtype=mu_dtype), params),
             jax.tree.map(jnp.zeros_like, params),
         )
 
@@ -348,7 +355,6 @@ def scale_by_adam(
     Returns:
         The transformation; its state is ``ScaleByAdamState(count, mu, nu)``.
     """
-    dtype = None if mu_dtype is None else jnp.dtype(mu_dtype)
 
     def update(
         updates: Updates, state: ScaleByAdamState, params: Params | None = None
@@ -367,8 +373,7 @@ def scale_by_adam(
             mu_hat = _debias(mu, b1, count)
         nu_hat = _debias(nu, b2, count)
         updates = jax.tree.map(lambda m, v: m / (jnp.sqrt(v + eps_root) + eps), mu_hat, nu_hat)
-        nu = jax.tree.map(lambda v, old: v.astype(old.dtype), nu, state.nu)
-        return updates, ScaleByAdamState(count, _cast(mu, dtype), nu)
+        return updates, _as_before(ScaleByAdamState(count, mu, nu), state)
 
     return GradientTransformation(_adam_init(mu_dtype), update)
 
@@ -400,12 +405,11 @@ def scale_by_amsgrad(
     Returns:
         The transformation; its state is ``ScaleByAmsgradState(count, mu, nu, nu_max)``.
     """
-    dtype = None if mu_dtype is None else jnp.dtype(mu_dtype)
 
     def init(params: Params) -> ScaleByAmsgradState:
         return ScaleByAmsgradState(
             _zero_count(),
-            jax.tree.map(lambda p: jnp.zeros_like(p, dtype=dtype), params),
+            jax.tree.map(lambda p: jnp.zeros_like(p, dtype=mu_dtype), params),
             jax.tree.map(jnp.zeros_like, params),
             jax.tree.map(jnp.zeros_like, params),
         )
@@ -421,7 +425,7 @@ def scale_by_amsgrad(
         nu_hat = _debias(nu, b2, count) if bias_correction_nu else nu
         nu_max = jax.tree.map(jnp.maximum, state.nu_max, nu_hat)
         updates = jax.tree.map(lambda m, v: m / (jnp.sqrt(v + eps_root) + eps), mu_hat, nu_max)
-        return updates, ScaleByAmsgradState(count, _cast(mu, dtype), nu, nu_max)
+        return updates, _as_before(ScaleByAmsgradState(count, mu, nu, nu_max), state)
 
     return GradientTransformation(init, update)
 
@@ -451,7 +455,7 @@ def scale_by_adamax(
         mu = jax.tree.map(lambda g, m: _ema(g, m, b1), updates, state.mu)
         nu = jax.tree.map(lambda g, v: jnp.maximum(jnp.abs(g) + eps, b2 * v), updates, state.nu)
         updates = jax.tree.map(lambda m, v: m / v, _debias(mu, b1, count), nu)
-        return updates, ScaleByAdamState(count, mu, nu)
+        return updates, _as_before(ScaleByAdamState(count, mu, nu), state)
 
     return GradientTransformation(_adam_init(None), update)
 
@@ -485,7 +489,7 @@ def scale_by_adadelta(rho: float = 0.9, eps: float = 1e-6) -> GradientTransforma
             lambda g, eg, ex: jnp.sqrt(ex + eps) / jnp.sqrt(eg + eps) * g, updates, e_g, state.e_x
         )
         e_x = jax.tree.map(lambda u, e: _ema(u * u, e, rho), updates, state.e_x)
-        return updates, ScaleByAdaDeltaState(e_g, e_x)
+        return updates, _as_before(ScaleByAdaDeltaState(e_g, e_x), state)
 
     return GradientTransformation(init, update)
 
@@ -505,10 +509,9 @@ def scale_by_lion(
     Returns:
         The transformation; its state is ``ScaleByLionState(mu)``.
     """
-    dtype = None if mu_dtype is None else jnp.dtype(mu_dtype)
 
     def init(params: Params) -> ScaleByLionState:
-        return ScaleByLionState(jax.tree.map(lambda p: jnp.zeros_like(p, dtype=dtype), params))
+        return ScaleByLionState(jax.tree.map(lambda p: jnp.zeros_like(p, dtype=mu_dtype), params))
 
     def update(
         updates: Updates, state: ScaleByLionState, params: Params | None = None
@@ -516,7 +519,7 @@ def scale_by_lion(
         del params
         direction = jax.tree.map(lambda g, m: jnp.sign(_ema(g, m, b1)), updates, state.mu)
         mu = jax.tree.map(lambda g, m: _ema(g, m, b2), updates, state.mu)
-        return direction, ScaleByLionState(_cast(mu, dtype))
+        return direction, _as_before(ScaleByLionState(mu), state)
 
     return GradientTransformation(init, update)
 

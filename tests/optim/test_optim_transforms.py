@@ -186,6 +186,15 @@ def test_transforms_run_under_strict_dtype_and_rank_promotion(quadratic):
             fo.apply_updates(quadratic.params, updates)
 
 
+def test_state_keeps_its_dtypes_when_gradients_are_bfloat16(quadratic):
+    """So a state can be a scan carry or a donated buffer whatever the gradients' dtype."""
+    grads = jax.tree.map(lambda p: p.astype(jnp.bfloat16), quadratic.params)
+    for fn_tx, *_ in (case for name, case in CASES.items() if not name.startswith("interop")):
+        state = fn_tx.init(quadratic.params)
+        _, new_state = fn_tx.update(grads, state, quadratic.params)
+        assert jax.tree.map(jnp.result_type, new_state) == jax.tree.map(jnp.result_type, state)
+
+
 def test_every_block_and_combinator_has_a_case():
     modules = {"funcnets.optim.base", "funcnets.optim.transforms"}
     public = {
