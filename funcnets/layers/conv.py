@@ -156,12 +156,15 @@ def Conv2D(
 def _transpose_padding(padding: Padding, kernel: tuple[int, ...], strides: tuple[int, ...]):
     """The ``(low, high)`` crop of a transposed convolution's full output, per axis.
 
-    ``"SAME"`` crops ``k - s`` (odd one on the high side) so the output is
-    ``size * s``; ``"VALID"`` crops nothing; ints and pairs are taken as given,
-    like PyTorch's ``padding``.
+    ``"SAME"`` crops ``k - s`` in all, ``max(k - s, 0) // 2`` of it low, so the
+    output is ``size * s`` and the layer is the adjoint of a "SAME" ``Conv2D``
+    (when ``k < s`` the negative crop pads the high side); ``"VALID"`` crops
+    nothing; ints and pairs are taken as given, like PyTorch's ``padding``.
     """
     if isinstance(padding, str) and padding.upper() == "SAME":
-        return tuple(((k - s) // 2, (k - s) - (k - s) // 2) for k, s in zip(kernel, strides))
+        return tuple(
+            (max(k - s, 0) // 2, k - s - max(k - s, 0) // 2) for k, s in zip(kernel, strides)
+        )
     return explicit_padding(padding, (0,) * len(kernel), kernel, strides)
 
 

@@ -1,0 +1,215 @@
+"""Convolutions and pooling against direct nested-loop numpy implementations."""
+
+import itertools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import funcnets as fn
+
+RNG = np.random.default_rng(0)
+
+
+def same_pads(size, k, s, d=1):
+    """TF/XLA "SAME": ceil(size / s) outputs, the odd extra pad on the high side."""
+    out = -(-size // s)
+    total = max((out - 1) * s + (k - 1) * d + 1 - size, 0)
+    return (total // 2, total - total // 2)
+
+
+def conv2d_loops(x, w, b, stride, pads, dilation, groups):
+    """y[n,i,j,o] = b[o] + sum x_padded[n, i*sh + p*dh, j*sw + q*dw, g*cg + c] w[p,q,c,o]."""
+    n, h, wd, _ = x.shape
+    kh, kw, cg, out = w.shape
+    (sh, sw), (dh, dw) = stride, dilation
+    xp = np.pad(x, ((0, 0), pads[0], pads[1], (0, 0)))
+    oh = (h + sum(pads[0]) - (kh - 1) * dh - 1) // sh + 1
+    ow = (wd + sum(pads[1]) - (kw - 1) * dw - 1) // sw + 1
+    per_group = out // groups
+    y = np.zeros((n, oh, ow, out))
+    for b_, i, j, o in itertools.product(range(n), range(oh), range(ow), range(out)):
+        g = o // per_group
+        for p, q, c in itertools.product(range(kh), range(kw), range(cg)):
+            y[b_, i, j, o] += xp[b_, i * sh + p * dh, j * sw + q * dw, g * cg + c] * w[p, q, c, o]
+    return y + b
+
+
+def conv_transpose2d_loops(x, w, b, stride, crops):
+    """Scatter: full[n, i*sh + p, j*sw + q, o] += x[n,i,j,c] w[p,q,c,o], then crop."""
+    n, h, wd, cin = x.shape
+    kh, kw, _, out = w.shape
+    sh, sw = stride
+    full = np.zeros((n, (h - 1) * sh + kh, (wd - 1) * sw + kw, out))
+    for b_, i, j, c, p, q in itertools.product(*map(range, (n, h, wd, cin, kh, kw))):
+        full[b_, i * sh + p, j * sw + q] += x[b_, i, j, c] * w[p, q, c]
+    (top, bottom), (left, right) = crops
+    return full[:, top : full.shape[1] - bottom, left : full.shape[2] - right] + b
+
+
+def pool_loops(x, window, stride, pads, kind):
+    n, h, wd, c = x.shape
+    fill = -np.inf if kind == "max" else 0.0
+    xp = np.pad(x, ((0, 0), pads[0], pads[1], (0, 0)), constant_values=fill)
+    oh = (xp.shape[1] - window[0]) // stride[0] + 1
+    ow = (xp.shape[2] - window[1]) // stride[1] + 1
+    y = np.zeros((n, oh, ow, c))
+    for i, j in itertools.product(range(oh), range(ow)):
+        patch = xp[
+            :, i * stride[0] : i * stride[0] + window[0], j * stride[1] : j * stride[1] + window[1]
+        ]
+        y[:, i, j] = patch.max(axis=(1, 2)) if kind == "max" else patch.mean(axis=(1, 2))
+    return y
+
+
+def run(layer, x):
+    _, params, state = layer.init(jax.random.key(0), x.shape)
+    params = jax.tree.map(lambda a: jnp.asarray(RNG.standard_normal(a.shape), jnp.float32), params)
+    y, _ = layer.apply(params, state, jnp.asarray(x, jnp.float32))
+    return np.asarray(y), jax.tree.map(np.asarray, params)
+
+
+CONV2D = [
+    # (kernel, stride, padding, dilation, groups, input (h, w))
+    (3, 1, "SAME", 1, 1, (5, 6)),
+    (2, 1, "SAME", 1, 1, (5, 6)),  # odd total pad: the extra goes low 0, high 1
+    ((3, 2), (2, 3), "SAME", 1, 1, (7, 8)),
+    (3, 2, "VALID", 1, 1, (7, 6)),
+    (3, 1, 1, 1, 1, (4, 5)),
+    ((2, 3), 1, ((0, 2), (1, 0)), 1, 1, (4, 5)),
+    (3, 1, "SAME", 2, 1, (6, 6)),
+    ((2, 2), (1, 2), "VALID", (2, 1), 1, (6, 7)),
+    (3, 1, "SAME", 1, 2, (5, 5)),
+    (1, 1, "VALID", 1, 4, (3, 3)),  # depthwise
+]
+
+
+@pytest.mark.parametrize(("kernel", "stride", "padding", "dilation", "groups", "hw"), CONV2D)
+def test_conv2d_matches_loops(kernel, stride, padding, dilation, groups, hw):
+    x = RNG.standard_normal((2, *hw, 4))
+    layer = fn.Conv2D(4, kernel, stride=stride, padding=padding, dilation=dilation, groups=groups)
+    y, p = run(layer, x)
+    k = (kernel, kernel) if isinstance(kernel, int) else kernel
+    s = (stride, stride) if isinstance(stride, int) else stride
+    d = (dilation, dilation) if isinstance(dilation, int) else dilation
+    if padding == "SAME":
+        pads = [same_pads(hw[a], k[a], s[a], d[a]) for a in range(2)]
+    elif padding == "VALID":
+        pads = [(0, 0), (0, 0)]
+    elif isinstance(padding, int):
+        pads = [(padding, padding)] * 2
+    else:
+        pads = padding
+    np.testing.assert_allclose(
+        y, conv2d_loops(x, p["w"], p["b"], s, pads, d, groups), rtol=1e-4, atol=1e-5
+    )
+
+
+@pytest.mark.parametrize(
+    ("kernel", "stride", "padding", "dilation"),
+    [(3, 1, "SAME", 1), (4, 2, "SAME", 1), (3, 2, "VALID", 2), (2, 1, 1, 1)],
+)
+def test_conv1d_matches_loops(kernel, stride, padding, dilation):
+    x = RNG.standard_normal((2, 9, 3))
+    y, p = run(fn.Conv1D(5, kernel, stride=stride, padding=padding, dilation=dilation), x)
+    if padding == "SAME":
+        pads = same_pads(9, kernel, stride, dilation)
+    elif padding == "VALID":
+        pads = (0, 0)
+    else:
+        pads = (padding, padding)
+    expected = conv2d_loops(
+        x[:, None], p["w"][None], p["b"], (1, stride), [(0, 0), pads], (1, dilation), 1
+    )
+    np.testing.assert_allclose(y, expected[:, 0], rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("kernel", "stride", "padding", "crops"),
+    [
+        (3, 2, "SAME", ((0, 1), (0, 1))),
+        (4, 2, "SAME", ((1, 1), (1, 1))),
+        (2, 2, "SAME", ((0, 0), (0, 0))),
+        ((3, 2), (1, 2), "VALID", ((0, 0), (0, 0))),
+        (3, 2, 1, ((1, 1), (1, 1))),
+        (3, 1, ((0, 2), (1, 0)), ((0, 2), (1, 0))),
+    ],
+)
+def test_conv_transpose2d_matches_scatter_loops(kernel, stride, padding, crops):
+    x = RNG.standard_normal((2, 3, 4, 3))
+    y, p = run(fn.ConvTranspose2D(2, kernel, stride=stride, padding=padding), x)
+    s = (stride, stride) if isinstance(stride, int) else stride
+    np.testing.assert_allclose(
+        y, conv_transpose2d_loops(x, p["w"], p["b"], s, crops), rtol=1e-4, atol=1e-5
+    )
+    if padding == "SAME":
+        assert y.shape[1:3] == (3 * s[0], 4 * s[1])
+
+
+@pytest.mark.parametrize(("kernel", "stride"), [(3, 2), (4, 2), (5, 3), (1, 2)])
+def test_conv_transpose_same_is_the_adjoint_of_conv_same(kernel, stride):
+    """<conv(x), y> == <x, conv_transpose(y)> with the kernel's channel axes swapped."""
+    x = jnp.asarray(RNG.standard_normal((2, 6 * stride, 5 * stride, 3)), jnp.float32)
+    y = jnp.asarray(RNG.standard_normal((2, 6, 5, 4)), jnp.float32)
+    w = jnp.asarray(RNG.standard_normal((kernel, kernel, 3, 4)), jnp.float32)
+    conv = fn.Conv2D(4, kernel, stride=stride, use_bias=False)
+    transpose = fn.ConvTranspose2D(3, kernel, stride=stride, use_bias=False)
+    forward, _ = conv.apply({"w": w}, {}, x)
+    backward, _ = transpose.apply({"w": w.transpose(0, 1, 3, 2)}, {}, y)
+    assert backward.shape == x.shape
+    np.testing.assert_allclose(jnp.vdot(forward, y), jnp.vdot(x, backward), rtol=1e-4)
+
+
+POOLS = [
+    # (window, stride, padding, input (h, w)); tiled cases take the reshape path
+    (2, None, "VALID", (6, 6)),
+    (2, None, "VALID", (7, 5)),  # the last row and column are dropped
+    ((2, 3), None, "VALID", (4, 6)),
+    (3, 2, "VALID", (7, 7)),
+    (3, 2, "SAME", (6, 5)),
+    (3, 1, 1, (4, 4)),
+    (2, 2, ((1, 0), (0, 1)), (5, 5)),
+]
+
+
+@pytest.mark.parametrize("kind", ["max", "avg"])
+@pytest.mark.parametrize(("window", "stride", "padding", "hw"), POOLS)
+def test_pooling_matches_loops(kind, window, stride, padding, hw):
+    x = RNG.standard_normal((2, *hw, 3))
+    layer = (fn.MaxPool2D if kind == "max" else fn.AvgPool2D)(
+        window, stride=stride, padding=padding
+    )
+    y, _ = run(layer, x)
+    k = (window, window) if isinstance(window, int) else window
+    s = k if stride is None else ((stride, stride) if isinstance(stride, int) else stride)
+    if padding == "SAME":
+        pads = [same_pads(hw[a], k[a], s[a]) for a in range(2)]
+    elif padding == "VALID":
+        pads = [(0, 0), (0, 0)]
+    elif isinstance(padding, int):
+        pads = [(padding, padding)] * 2
+    else:
+        pads = padding
+    np.testing.assert_allclose(y, pool_loops(x, k, s, pads, kind), rtol=1e-5, atol=1e-6)
+
+
+def test_tiled_and_general_pooling_have_equal_gradients():
+    """The reshape fast path and reduce_window agree on values and gradients."""
+    x = jnp.asarray(RNG.standard_normal((2, 6, 6, 3)), jnp.float32)
+    tiled = fn.MaxPool2D(2)
+    general = fn.MaxPool2D(2, padding=((0, 0), (0, 0)), stride=(2, 2))
+    cotangent = jnp.asarray(RNG.standard_normal((2, 3, 3, 3)), jnp.float32)
+    for layer in (tiled, general):
+        grad = jax.grad(lambda x, layer=layer: jnp.vdot(layer.apply({}, {}, x)[0], cotangent))(x)
+        np.testing.assert_allclose(grad.sum(), cotangent.sum(), rtol=1e-5)
+        assert int((grad != 0).sum()) == cotangent.size
+
+
+def test_global_avg_pool_flatten_reshape():
+    x = RNG.standard_normal((2, 3, 4, 5))
+    np.testing.assert_allclose(run(fn.GlobalAvgPool(), x)[0], x.mean(axis=(1, 2)), rtol=1e-5)
+    np.testing.assert_array_equal(run(fn.Flatten(), x)[0], x.reshape(2, 60).astype(np.float32))
+    np.testing.assert_array_equal(
+        run(fn.Reshape((5, -1)), x)[0], x.reshape(2, 5, 12).astype(np.float32)
+    )
