@@ -117,7 +117,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--quick", action="store_true", help="~1M parameters; print only")
     parser.add_argument("--reps", type=int, default=None, help="repetitions (>= 20)")
     args = parser.parse_args(argv)
-    reps = args.reps or (20 if args.quick else 50)
+    reps = args.reps or (20 if args.quick else 100)
     if reps < 20:
         parser.error("--reps must be at least 20")
     text = report(bench(width=78 if args.quick else 780, reps=reps))

@@ -195,6 +195,28 @@ def test_state_keeps_its_dtypes_when_gradients_are_bfloat16(quadratic):
         assert jax.tree.map(jnp.result_type, new_state) == jax.tree.map(jnp.result_type, state)
 
 
+BLOCKS = sorted({case.split("-")[0] for case in CASES if not case.startswith("interop")})
+
+
+@pytest.mark.parametrize("name", BLOCKS)
+def test_block_arguments_are_optax_arguments(name):
+    """Each argument has optax's name, kind and default; optax may have more (e.g. Lion's mode).
+
+    One deliberate difference: ``scale_by_learning_rate`` requires its learning rate. optax
+    reads None as "no scaling, no sign flip", which is what makes its default adadelta ascend.
+    """
+    ours = inspect.signature(getattr(fo, name)).parameters
+    theirs = inspect.signature(getattr(optax, name)).parameters
+    for k, p in ours.items():
+        if p.kind is inspect.Parameter.VAR_POSITIONAL or (name, k) == (
+            "scale_by_learning_rate",
+            "learning_rate",
+        ):
+            continue
+        assert k in theirs, k
+        assert (p.kind, p.default) == (theirs[k].kind, theirs[k].default), k
+
+
 def test_every_block_and_combinator_has_a_case():
     modules = {"funcnets.optim.base", "funcnets.optim.transforms"}
     public = {
