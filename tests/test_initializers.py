@@ -16,7 +16,7 @@ import pytest
 from funcnets import initializers as I
 
 KEY = jax.random.key(0)
-DENSE = (256, 512)  # wide as a matrix
+DENSE = (128, 256)  # wide as a matrix
 CONV = (3, 3, 16, 32)  # HWIO: fan_in = 3*3*16 = 144, fan_out = 3*3*32 = 288; tall as a matrix
 VECTOR = (4096,)
 SHAPES = [VECTOR, DENSE, CONV]
@@ -189,9 +189,9 @@ def test_orthogonal_rejects_one_dimensional_shape():
 
 def test_orthogonal_diagonal_signs_are_unbiased():
     # Without the sign correction about 1/4 of the diagonal of LAPACK's Q is positive;
-    # for Haar-distributed Q it is 1/2 (here 256 draws, standard error 0.03).
+    # for Haar-distributed Q it is 1/2 (here 128 draws, standard error 0.044).
     q = INITIALIZERS["orthogonal"](KEY, DENSE)
-    assert 0.4 < np.mean(np.diag(q) > 0) < 0.6
+    assert 0.37 < np.mean(np.diag(q) > 0) < 0.63
 
 
 TESTED = (set(INITIALIZERS) | {"Initializer"}) & set(I.__all__)
