@@ -68,7 +68,7 @@ def _same_shape(
     return a, b
 
 
-def _with_class_axis(loss: str, a: jax.Array, a_name: str) -> None:
+def _require_class_axis(loss: str, a: jax.Array, a_name: str) -> None:
     if a.ndim == 0:
         raise ValueError(f"{loss}: {a_name} must have a class axis (the last), got shape ()")
 
@@ -149,7 +149,7 @@ def cross_entropy(
     """
     _check_reduction("cross_entropy", reduction)
     z, p = _same_shape("cross_entropy", logits, target_probs, "logits", "target_probs")
-    _with_class_axis("cross_entropy", z, "logits")
+    _require_class_axis("cross_entropy", z, "logits")
     return _reduce(-jnp.sum(p * log_softmax(z), axis=-1), reduction)
 
 
@@ -167,7 +167,7 @@ def sparse_cross_entropy(
     """
     _check_reduction("sparse_cross_entropy", reduction)
     z, y = jnp.asarray(logits), jnp.asarray(labels)
-    _with_class_axis("sparse_cross_entropy", z, "logits")
+    _require_class_axis("sparse_cross_entropy", z, "logits")
     if y.shape != z.shape[:-1]:
         raise ValueError(
             f"sparse_cross_entropy: labels shape {y.shape} does not match logits shape "
@@ -198,7 +198,7 @@ def kl_divergence(
     log_q, p = _same_shape(
         "kl_divergence", log_predictions, target_probs, "log_predictions", "target_probs"
     )
-    _with_class_axis("kl_divergence", log_q, "log_predictions")
+    _require_class_axis("kl_divergence", log_q, "log_predictions")
     positive = p > 0
     log_p = jnp.log(jnp.where(positive, p, 1))
     losses = jnp.where(positive, p * (log_p - log_q), 0)
@@ -216,7 +216,7 @@ def hinge(scores: ArrayLike, targets: ArrayLike, reduction: Reduction = "mean") 
     """
     _check_reduction("hinge", reduction)
     s, t = _same_shape("hinge", scores, targets, "scores", "targets")
-    _with_class_axis("hinge", s, "scores")
+    _require_class_axis("hinge", s, "scores")
     return _reduce(jnp.sum(jnp.maximum(0, 1 - t * s), axis=-1), reduction)
 
 
