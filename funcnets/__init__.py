@@ -8,7 +8,18 @@ state are plain nested dicts of arrays; `jax.grad`, `jax.jit` and `jax.vmap`
 work on them directly.
 """
 
-from funcnets import activations, initializers, layers, losses, testing
+from funcnets import (
+    activations,
+    checkpoint,
+    data,
+    initializers,
+    layers,
+    losses,
+    models,
+    optim,
+    testing,
+    train,
+)
 from funcnets.activations import (
     elu,
     gelu,
@@ -55,10 +66,15 @@ __version__ = "0.1.0"
 __all__ = [
     # modules
     "activations",
+    "checkpoint",
+    "data",
     "initializers",
     "layers",
     "losses",
+    "models",
+    "optim",
     "testing",
+    "train",
     # layers and combinators
     "AvgPool2D",
     "BatchNorm",

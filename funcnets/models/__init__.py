@@ -1,0 +1,6 @@
+"""Classic architectures, each a function returning a `Layer`."""
+
+from funcnets.models.lenet import lenet5
+from funcnets.models.mlp import mlp
+
+__all__ = ["lenet5", "mlp"]
