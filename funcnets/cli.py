@@ -22,9 +22,27 @@ from funcnets import checkpoint, data, losses, models, optim, summary, train
 
 MODELS = ("mlp", "lenet5")
 DATASETS = ("digits", "xor", "spirals", "moons", "mnist", "fashion-mnist")
-OPTIMIZERS = ("sgd", "adagrad", "rmsprop", "adadelta", "adam", "adamw", "adamax", "nadam", "amsgrad", "lion")
+OPTIMIZERS = (
+    "sgd",
+    "adagrad",
+    "rmsprop",
+    "adadelta",
+    "adam",
+    "adamw",
+    "adamax",
+    "nadam",
+    "amsgrad",
+    "lion",
+)
 DEFAULT_LR = {"sgd": 0.05, "adagrad": 0.05, "adadelta": 1.0, "lion": 1e-4}
-DEFAULT_EPOCHS = {"digits": 30, "xor": 200, "spirals": 200, "moons": 100, "mnist": 10, "fashion-mnist": 10}
+DEFAULT_EPOCHS = {
+    "digits": 30,
+    "xor": 200,
+    "spirals": 200,
+    "moons": 100,
+    "mnist": 10,
+    "fashion-mnist": 10,
+}
 INPUT_SHAPES = {"digits": (8, 8, 1), "mnist": (28, 28, 1), "fashion-mnist": (28, 28, 1)}
 
 
@@ -46,17 +64,24 @@ def widths(text: str) -> list[int]:
     try:
         values = [int(w) for w in text.split(",") if w.strip()]
     except ValueError:
-        raise argparse.ArgumentTypeError(f"must be comma-separated widths like 256,128, got {text!r}") from None
+        raise argparse.ArgumentTypeError(
+            f"must be comma-separated widths like 256,128, got {text!r}"
+        ) from None
     if not values or min(values) < 1:
         raise argparse.ArgumentTypeError(f"must be comma-separated positive widths, got {text!r}")
     return values
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="funcnets", description="Train and inspect funcnets models.")
+    parser = argparse.ArgumentParser(
+        prog="funcnets", description="Train and inspect funcnets models."
+    )
     commands = parser.add_subparsers(dest="command", required=True, metavar="{train,summary}")
 
-    tr = commands.add_parser("train", help="train a model and save checkpoint, history and curves")
+    tr = commands.add_parser(
+        "train", help="train a model and save checkpoint, history and curves",
+        usage="funcnets train [--model M] [--dataset D] [--epochs N] [--optimizer O] [--lr LR] ...",
+    )  # fmt: skip
     tr.add_argument("--model", choices=MODELS, default="mlp")
     tr.add_argument("--dataset", choices=DATASETS, default="digits")
     tr.add_argument("--epochs", type=positive_int, help="epochs to train (default: per dataset)")
@@ -65,12 +90,19 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--lr", type=positive_float, help="learning rate (default: per optimizer)")
     tr.add_argument("--hidden", type=widths, help="MLP hidden widths, e.g. 256,128")
     tr.add_argument("--seed", type=int, default=0)
-    tr.add_argument("--out", type=Path, help="run directory (default: runs/<model>-<dataset>-<time>)")
-    tr.add_argument("--resume", type=Path, metavar="CHECKPOINT_FILE", help="continue from a checkpoint")
+    tr.add_argument(
+        "--out", type=Path, help="run directory (default: runs/<model>-<dataset>-<time>)"
+    )
+    tr.add_argument(
+        "--resume", type=Path, metavar="CHECKPOINT_FILE", help="continue from a checkpoint"
+    )
     tr.add_argument("--data-dir", type=Path, help="where MNIST files are cached ($FUNCNETS_DATA)")
     tr.add_argument("--no-progress", action="store_true", help="no progress bars")
 
-    su = commands.add_parser("summary", help="print a model's layers, shapes and parameter counts")
+    su = commands.add_parser(
+        "summary", help="print a model's layers, shapes and parameter counts",
+        usage="funcnets summary [--model M] [--dataset D] [--hidden W,W]",
+    )  # fmt: skip
     su.add_argument("--model", choices=MODELS, default="mlp")
     su.add_argument("--dataset", choices=DATASETS, default=None)
     su.add_argument("--hidden", type=widths)
@@ -89,9 +121,13 @@ def load_dataset(name: str, model: str, seed: int, data_dir: Path | None):
         (xtr, ytr), (xte, yte) = (make(jax.random.key(seed + i), n=600) for i in (1000, 2000))
     if model == "lenet5" and xtr.shape[1:] != (28, 28, 1):
         if xtr.ndim != 4:
-            raise ValueError(f"lenet5 needs images; dataset {name!r} has inputs of shape {xtr.shape[1:]}")
+            raise ValueError(
+                f"lenet5 needs images; dataset {name!r} has inputs of shape {xtr.shape[1:]}"
+            )
         # LeNet-5's shapes are fixed for 28x28: upsample smaller images (the 8x8 digits).
-        xtr, xte = (np.asarray(jax.image.resize(x, (len(x), 28, 28, 1), "linear")) for x in (xtr, xte))
+        xtr, xte = (
+            np.asarray(jax.image.resize(x, (len(x), 28, 28, 1), "linear")) for x in (xtr, xte)
+        )
     classes = int(max(np.max(ytr), np.max(yte))) + 1
     return (np.asarray(xtr), np.asarray(ytr)), (np.asarray(xte), np.asarray(yte)), classes
 
@@ -117,7 +153,9 @@ def run_train(args: argparse.Namespace) -> int:
 
     ts = None
     if args.resume is not None:
-        like = train.init(net, optimizer, jax.random.key(args.seed), (args.batch_size, *xtr.shape[1:]))
+        like = train.init(
+            net, optimizer, jax.random.key(args.seed), (args.batch_size, *xtr.shape[1:])
+        )
         ts = checkpoint.load(args.resume, like=like)
         print(f"resumed from {args.resume} at step {int(ts.step)}")
     start = time.perf_counter()

@@ -15,6 +15,9 @@ import re
 from collections.abc import Mapping
 from pathlib import Path
 
+import jax
+import jax.numpy as jnp
+
 from funcnets import checkpoint
 from funcnets.train.state import TrainState
 
@@ -80,7 +83,8 @@ class EarlyStopping(Callback):
         value = float(logs[self.monitor])
         if self._improved(value):
             self.best, self.best_epoch, self.wait = value, epoch, 0
-            self.best_ts = ts if self.restore_best else None
+            # A copy: fit donates the buffers of the state it trains on.
+            self.best_ts = jax.tree.map(jnp.copy, ts) if self.restore_best else None
             return False
         self.wait += 1
         if self.wait >= self.patience:

@@ -183,7 +183,9 @@ def _epoch_plan(strategy: str, full_steps: int, remainder: int, batch_size: int,
     return plan
 
 
-def _finish_epoch(sums: dict, on_nan: str, epoch: int, steps_before: int) -> dict[str, float]:
+def _finish_epoch(
+    sums: dict, names: list[str], on_nan: str, epoch: int, steps_before: int
+) -> dict[str, float]:
     """Host-side metrics of an epoch (one transfer); raises on a caught non-finite loss."""
     sums = jax.device_get(sums)
     bad = int(sums.pop("bad_step"))
@@ -195,7 +197,7 @@ def _finish_epoch(sums: dict, on_nan: str, epoch: int, steps_before: int) -> dic
             'Lower the learning rate, clip gradients, or pass on_nan="skip".'
         )
     count = float(sums.pop("count"))
-    logs = {name: float(value) / count if count else math.nan for name, value in sums.items()}
+    logs = {name: float(sums[name]) / count if count else math.nan for name in names}
     if on_nan == "skip":
         logs["skipped_steps"] = float(skipped)
     return logs
@@ -351,7 +353,7 @@ def fit(
         ) as bar:  # fmt: skip
             start = time.perf_counter()
             ts, sums = run_epoch(ts, epoch, bar)
-            logs = _finish_epoch(sums, on_nan, epoch, steps_before)
+            logs = _finish_epoch(sums, trainer.names, on_nan, epoch, steps_before)
             seconds = time.perf_counter() - start
             if val_data is not None:
                 val = evaluator(
@@ -396,7 +398,8 @@ class _Evaluator:
                 jnp.asarray(y[start : start + batch_size]),
             )
             sums = self.accumulate(ts.params, ts.state, sums, xb, yb)
-        return {name: float(value) / n for name, value in jax.device_get(sums).items()}
+        sums = jax.device_get(sums)
+        return {name: float(sums[name]) / n for name in self.names}
 
 
 def evaluate(
