@@ -116,8 +116,9 @@ def fit_epoch_seconds(net, x, y, reps):
             return False
 
     start = time.perf_counter()
-    fn.train.fit(net, fn.losses.sparse_cross_entropy, fn.optim.adam(1e-3), (x, y), epochs=reps + 1,
-                 batch_size=BATCH, key=jax.random.key(0), progress=False, callbacks=[Stamp()])  # fmt: skip
+    loss, optimizer = fn.losses.sparse_cross_entropy, fn.optim.adam(1e-3)
+    fn.train.fit(net, loss, optimizer, (x, y), epochs=reps + 1, batch_size=BATCH,
+                 key=jax.random.key(0), progress=False, callbacks=[Stamp()])  # fmt: skip
     epochs = [b - a for a, b in zip([start, *stamps[:-1]], stamps)]
     return statistics.median(epochs[1:])
 
