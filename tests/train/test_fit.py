@@ -328,3 +328,15 @@ def test_fit_on_a_one_device_mesh_matches_no_mesh(xor_data):
     jax.tree.map(
         lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-6), plain.params, sharded.params
     )
+
+
+def test_augmentation_runs_inside_the_compiled_epoch():
+    x = jax.random.uniform(jax.random.key(0), (64, 8, 8, 1))
+    y = jax.random.randint(jax.random.key(1), (64,), 0, 10)
+    net = fn.models.mlp([16, 10])
+    kw = dict(epochs=2, batch_size=16, key=jax.random.key(0), progress=False, strategy="epoch")
+    plain, _ = fn.train.fit(net, CE, fn.optim.adam(1e-2), (x, y), **kw)
+    flipped, _ = fn.train.fit(net, CE, fn.optim.adam(1e-2), (x, y), augment=fn.data.random_flip, **kw)
+    again, _ = fn.train.fit(net, CE, fn.optim.adam(1e-2), (x, y), augment=fn.data.random_flip, **kw)
+    assert not leaves_equal(plain.params, flipped.params)
+    assert leaves_equal(flipped.params, again.params)
