@@ -37,8 +37,11 @@ from funcnets.activations import (
     tanh,
 )
 from funcnets.layers import (
+    GRU,
+    LSTM,
     AvgPool2D,
     BatchNorm,
+    Bidirectional,
     Conv1D,
     Conv2D,
     ConvTranspose2D,
@@ -58,6 +61,11 @@ from funcnets.layers import (
     Reshape,
     Residual,
     Sequential,
+    SimpleRNN,
+    gru_cell,
+    lstm_cell,
+    sequence_mask,
+    simple_rnn_cell,
 )
 from funcnets.summary import summary
 
@@ -78,6 +86,7 @@ __all__ = [
     # layers and combinators
     "AvgPool2D",
     "BatchNorm",
+    "Bidirectional",
     "Conv1D",
     "Conv2D",
     "ConvTranspose2D",
@@ -85,9 +94,11 @@ __all__ = [
     "Dropout",
     "Embedding",
     "Flatten",
+    "GRU",
     "GlobalAvgPool",
     "GroupNorm",
     "Lambda",
+    "LSTM",
     "Layer",
     "LayerNorm",
     "MaxPool2D",
@@ -97,7 +108,13 @@ __all__ = [
     "Reshape",
     "Residual",
     "Sequential",
+    "SimpleRNN",
     "summary",
+    # recurrent cells
+    "gru_cell",
+    "lstm_cell",
+    "sequence_mask",
+    "simple_rnn_cell",
     # common activations
     "elu",
     "gelu",

@@ -12,11 +12,22 @@ from funcnets.layers.embedding import Embedding
 from funcnets.layers.normalization import BatchNorm, GroupNorm, LayerNorm
 from funcnets.layers.pooling import AvgPool2D, GlobalAvgPool, MaxPool2D
 from funcnets.layers.prelu import PReLU
+from funcnets.layers.recurrent import (
+    GRU,
+    LSTM,
+    Bidirectional,
+    SimpleRNN,
+    gru_cell,
+    lstm_cell,
+    sequence_mask,
+    simple_rnn_cell,
+)
 from funcnets.layers.reshape import Flatten, Reshape
 
 __all__ = [
     "AvgPool2D",
     "BatchNorm",
+    "Bidirectional",
     "Conv1D",
     "Conv2D",
     "ConvTranspose2D",
@@ -24,9 +35,11 @@ __all__ = [
     "Dropout",
     "Embedding",
     "Flatten",
+    "GRU",
     "GlobalAvgPool",
     "GroupNorm",
     "Lambda",
+    "LSTM",
     "Layer",
     "LayerNorm",
     "MaxPool2D",
@@ -36,5 +49,10 @@ __all__ = [
     "Reshape",
     "Residual",
     "Sequential",
+    "SimpleRNN",
+    "gru_cell",
+    "lstm_cell",
     "make_layer",
+    "sequence_mask",
+    "simple_rnn_cell",
 ]

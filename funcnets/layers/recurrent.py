@@ -1,0 +1,349 @@
+"""Recurrent layers: `SimpleRNN`, `LSTM`, `GRU`, `Bidirectional`, and their cells.
+
+Inputs are batch-major ``(batch, time, features)``. Each layer projects the
+inputs of all time steps in one matmul outside the recurrence, then runs the
+recurrence in a `lax.scan` over time, so backpropagation through time is
+``jax.grad`` of that scan.
+
+Parameter layouts follow PyTorch's gate conventions (``torch.nn.LSTM``'s
+``weight_ih_l0`` is ``wi.T``, ``weight_hh_l0`` is ``wh.T``; its two biases
+sum to our ``b``, except for the GRU, which keeps both as ``bi`` and ``bh``):
+
+- SimpleRNN: ``wi`` (in, h), ``wh`` (h, h), ``b`` (h,);
+  ``h' = tanh(x @ wi + h @ wh + b)``.
+- LSTM: ``wi`` (in, 4h), ``wh`` (h, 4h), ``b`` (4h,), gate blocks in order
+  input, forget, cell, output; carry ``(h, c)``.
+- GRU: ``wi`` (in, 3h), ``wh`` (h, 3h), ``bi`` (3h,), ``bh`` (3h,), gate
+  blocks in order reset, update, new, with the reset gate applied to
+  ``h @ wh_n + bh_n`` (PyTorch's, and cuDNN's, variant).
+
+Every layer's ``apply`` takes, besides ``key`` and ``train``:
+``mask`` (bool ``(batch, time)``, True for real steps: a padded step keeps
+the carry and outputs zeros, so a padded sequence gives the same result as the
+unpadded one), ``initial_carry`` (zeros by default), and ``reverse`` (run from
+the last step to the first; outputs stay aligned with the input's time order).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from funcnets import initializers
+from funcnets.initializers import Initializer
+from funcnets.layers.base import Layer, check_rank, layer_name, make_layer, shape_error
+
+Carry = Any  # h (batch, hidden), or (h, c) for the LSTM
+
+__all__ = [
+    "GRU",
+    "LSTM",
+    "Bidirectional",
+    "SimpleRNN",
+    "gru_cell",
+    "lstm_cell",
+    "sequence_mask",
+    "simple_rnn_cell",
+]
+
+
+# --- cells: one time step, as functions of (params, carry, input) ---------------------------
+#
+# The `_*_recurrence` functions take the input already projected, ``xw = x @ wi + b``
+# (``bi`` for the GRU), so that the layers can project every time step in one matmul.
+
+
+def _simple_rnn_recurrence(params: dict, h: jax.Array, xw: jax.Array) -> jax.Array:
+    return jnp.tanh(xw + h @ params["wh"])
+
+
+def _lstm_recurrence(params: dict, carry: tuple, xw: jax.Array) -> tuple[jax.Array, jax.Array]:
+    h, c = carry
+    i, f, g, o = jnp.split(xw + h @ params["wh"], 4, axis=-1)
+    c = jax.nn.sigmoid(f) * c + jax.nn.sigmoid(i) * jnp.tanh(g)
+    return jax.nn.sigmoid(o) * jnp.tanh(c), c
+
+
+def _gru_recurrence(params: dict, h: jax.Array, xw: jax.Array) -> jax.Array:
+    x_r, x_z, x_n = jnp.split(xw, 3, axis=-1)
+    h_r, h_z, h_n = jnp.split(h @ params["wh"] + params["bh"], 3, axis=-1)
+    r = jax.nn.sigmoid(x_r + h_r)
+    z = jax.nn.sigmoid(x_z + h_z)
+    n = jnp.tanh(x_n + r * h_n)
+    return (1.0 - z) * n + z * h
+
+
+def simple_rnn_cell(params: dict, h: jax.Array, x: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """One Elman RNN step: ``h' = tanh(x @ wi + h @ wh + b)``.
+
+    Args:
+        params: ``{"wi": (in, h), "wh": (h, h), "b": (h,)}``.
+        h: the hidden state ``(batch, h)``.
+        x: the input ``(batch, in)``.
+
+    Returns:
+        ``(h', h')``: the new carry and the step's output, as `lax.scan` wants.
+    """
+    h = _simple_rnn_recurrence(params, h, x @ params["wi"] + params["b"])
+    return h, h
+
+
+def lstm_cell(
+    params: dict, carry: tuple[jax.Array, jax.Array], x: jax.Array
+) -> tuple[tuple[jax.Array, jax.Array], jax.Array]:
+    """One LSTM step (Hochreiter & Schmidhuber 1997, with a forget gate).
+
+    ``i, f, g, o = split(x @ wi + h @ wh + b)``;
+    ``c' = σ(f) c + σ(i) tanh(g)``; ``h' = σ(o) tanh(c')``.
+
+    Args:
+        params: ``{"wi": (in, 4h), "wh": (h, 4h), "b": (4h,)}``, gate blocks i, f, g, o.
+        carry: ``(h, c)``, each ``(batch, h)``.
+        x: the input ``(batch, in)``.
+
+    Returns:
+        ``((h', c'), h')``: the new carry and the step's output.
+    """
+    h, c = _lstm_recurrence(params, carry, x @ params["wi"] + params["b"])
+    return (h, c), h
+
+
+def gru_cell(params: dict, h: jax.Array, x: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """One GRU step (Cho et al. 2014), PyTorch's variant.
+
+    ``r = σ(x wi_r + bi_r + h wh_r + bh_r)``, ``z = σ(x wi_z + bi_z + h wh_z + bh_z)``,
+    ``n = tanh(x wi_n + bi_n + r (h wh_n + bh_n))``, ``h' = (1 - z) n + z h``.
+
+    Args:
+        params: ``{"wi": (in, 3h), "wh": (h, 3h), "bi": (3h,), "bh": (3h,)}``, blocks r, z, n.
+        h: the hidden state ``(batch, h)``.
+        x: the input ``(batch, in)``.
+
+    Returns:
+        ``(h', h')``: the new carry and the step's output.
+    """
+    h = _gru_recurrence(params, h, x @ params["wi"] + params["bi"])
+    return h, h
+
+
+def sequence_mask(lengths: jax.Array, time: int) -> jax.Array:
+    """The ``mask`` for sequences of the given lengths padded at the end to ``time`` steps.
+
+    >>> sequence_mask(jnp.array([1, 3]), 4)
+    Array([[ True, False, False, False],
+           [ True,  True,  True, False]], dtype=bool)
+    """
+    return jnp.arange(time) < jnp.asarray(lengths)[:, None]
+
+
+# --- the layers ------------------------------------------------------------------------------
+
+
+class _Kind(NamedTuple):
+    """What distinguishes one recurrent layer from another."""
+
+    name: str
+    gates: int  # hidden-width blocks in wi and wh
+    input_bias: str  # the bias folded into the input projection
+    recurrence: Callable  # (params, carry, xw_t) -> carry
+    lstm: bool  # carry (h, c) rather than h
+
+
+_SIMPLE_RNN = _Kind("SimpleRNN", 1, "b", _simple_rnn_recurrence, False)
+_LSTM = _Kind("LSTM", 4, "b", _lstm_recurrence, True)
+_GRU = _Kind("GRU", 3, "bi", _gru_recurrence, False)
+_RECURRENT = {kind.name for kind in (_SIMPLE_RNN, _LSTM, _GRU)}
+
+
+def _output(kind: _Kind, carry: Carry) -> jax.Array:
+    return carry[0] if kind.lstm else carry
+
+
+def _recurrent(
+    kind: _Kind,
+    hidden: int,
+    return_sequences: bool,
+    unroll: int,
+    w_init: Initializer,
+    h_init: Initializer,
+    b_init: Initializer,
+    bias_fill: Callable[[jax.Array], jax.Array] = lambda b: b,
+) -> Layer:
+    """Builds the layer for one `_Kind`; ``bias_fill`` edits the initial biases."""
+    if hidden < 1:
+        raise ValueError(f"{kind.name}: hidden must be a positive int, got {hidden!r}")
+    if unroll < 1:
+        raise ValueError(f"{kind.name}: unroll must be a positive int, got {unroll!r}")
+    width = kind.gates * hidden
+
+    def init(key, input_shape):
+        check_rank(kind.name, input_shape, 3, "(batch, time, features)")
+        batch, _, features = input_shape
+        wi_key, wh_key, b_key = jax.random.split(key, 3)
+        # Each gate's recurrent block is initialised on its own (e.g. orthogonal per gate).
+        wh_blocks = [h_init(k, (hidden, hidden)) for k in jax.random.split(wh_key, kind.gates)]
+        params = {"wi": w_init(wi_key, (features, width)), "wh": jnp.concatenate(wh_blocks, 1)}
+        if kind.input_bias == "bi":
+            bi_key, bh_key = jax.random.split(b_key)
+            params["bi"] = b_init(bi_key, (width,))
+            params["bh"] = b_init(bh_key, (width,))
+        else:
+            params["b"] = bias_fill(b_init(b_key, (width,)))
+        out_shape = (batch, input_shape[1], hidden) if return_sequences else (batch, hidden)
+        return out_shape, params, {}
+
+    def apply(
+        params, state, x, *, key=None, train=False, mask=None, initial_carry=None, reverse=False
+    ):
+        features = params["wi"].shape[0]
+        if x.ndim != 3 or x.shape[-1] != features:
+            raise shape_error(kind.name, f"(batch, time, {features})", x.shape)
+        batch, time, _ = x.shape
+        # Time-major, every step's input projection in one matmul: (time, batch, gates * h).
+        xw = jnp.swapaxes(x, 0, 1) @ params["wi"] + params[kind.input_bias]
+        carry = _initial_carry(kind, hidden, batch, xw.dtype, initial_carry)
+
+        if mask is None:
+
+            def step(carry, xw_t):
+                carry = kind.recurrence(params, carry, xw_t)
+                return carry, _output(kind, carry) if return_sequences else None
+
+            carry, ys = jax.lax.scan(step, carry, xw, reverse=reverse, unroll=unroll)
+        else:
+            mask = jnp.asarray(mask)
+            if mask.shape != (batch, time):
+                raise ValueError(
+                    f"{kind.name}: mask must be a bool array (batch, time) = {(batch, time)}, "
+                    f"got shape {mask.shape}"
+                )
+            keep = jnp.swapaxes(mask.astype(bool), 0, 1)[..., None]  # (time, batch, 1)
+
+            def step(carry, inputs):
+                xw_t, real = inputs
+                new = kind.recurrence(params, carry, xw_t)
+                carry = jax.tree.map(lambda n, o: jnp.where(real, n, o), new, carry)
+                y = jnp.where(real, _output(kind, new), 0.0) if return_sequences else None
+                return carry, y
+
+            carry, ys = jax.lax.scan(step, carry, (xw, keep), reverse=reverse, unroll=unroll)
+        return (jnp.swapaxes(ys, 0, 1) if return_sequences else _output(kind, carry)), state
+
+    return make_layer(kind.name, init, apply)
+
+
+def _initial_carry(kind: _Kind, hidden: int, batch: int, dtype: Any, given: Carry | None) -> Carry:
+    """Zeros, or the user's carry after checking its structure and shapes."""
+    shape = (batch, hidden)
+    if given is None:
+        zeros = jnp.zeros(shape, dtype)
+        return (zeros, zeros) if kind.lstm else zeros
+    parts = given if kind.lstm else (given,)
+    if kind.lstm and not (isinstance(given, tuple | list) and len(given) == 2):
+        raise ValueError(f"LSTM: initial_carry must be a pair (h, c) of {shape} arrays")
+    for part in parts:
+        if jnp.shape(part) != shape:
+            raise ValueError(
+                f"{kind.name}: initial_carry must be {'(h, c), each ' if kind.lstm else ''}"
+                f"of shape (batch, hidden) = {shape}, got {jnp.shape(part)}"
+            )
+    return tuple(jnp.asarray(p, dtype) for p in parts) if kind.lstm else jnp.asarray(given, dtype)
+
+
+def SimpleRNN(
+    hidden: int,
+    return_sequences: bool = False,
+    *,
+    unroll: int = 1,
+    w_init: Initializer = initializers.glorot_uniform(),
+    h_init: Initializer = initializers.orthogonal(),
+    b_init: Initializer = initializers.zeros,
+) -> Layer:
+    """An Elman RNN over ``(batch, time, features)``: ``h_t = tanh(x_t @ wi + h_{t-1} @ wh + b)``.
+
+    Params: ``wi`` (in, hidden), ``wh`` (h, h), ``b`` (h,). Output ``(batch, time,
+    hidden)`` with ``return_sequences``, else the last real step's ``h``
+    ``(batch, hidden)``. ``apply`` also takes ``mask``, ``initial_carry`` (h) and
+    ``reverse``; see the module docstring. ``unroll`` steps per `lax.scan` iteration.
+    """
+    return _recurrent(_SIMPLE_RNN, hidden, return_sequences, unroll, w_init, h_init, b_init)
+
+
+def LSTM(
+    hidden: int,
+    return_sequences: bool = False,
+    *,
+    forget_bias: float = 1.0,
+    unroll: int = 1,
+    w_init: Initializer = initializers.glorot_uniform(),
+    h_init: Initializer = initializers.orthogonal(),
+    b_init: Initializer = initializers.zeros,
+) -> Layer:
+    """A long short-term memory layer over ``(batch, time, features)``; see `lstm_cell`.
+
+    Params: ``wi`` (in, 4h), ``wh`` (h, 4h), ``b`` (4h,), gate blocks in order input,
+    forget, cell, output (PyTorch's; ``b = bias_ih + bias_hh``). The forget gate's bias
+    starts at ``forget_bias`` (Jozefowicz et al. 2015; 0 gives PyTorch-like zeros), so the
+    cell remembers by default. Carry ``(h, c)``. Output as for `SimpleRNN`.
+    """
+
+    def open_forget_gate(b: jax.Array) -> jax.Array:
+        return b.at[hidden : 2 * hidden].add(forget_bias)
+
+    return _recurrent(
+        _LSTM, hidden, return_sequences, unroll, w_init, h_init, b_init, open_forget_gate
+    )
+
+
+def GRU(
+    hidden: int,
+    return_sequences: bool = False,
+    *,
+    unroll: int = 1,
+    w_init: Initializer = initializers.glorot_uniform(),
+    h_init: Initializer = initializers.orthogonal(),
+    b_init: Initializer = initializers.zeros,
+) -> Layer:
+    """A gated recurrent unit layer over ``(batch, time, features)``; see `gru_cell`.
+
+    Params: ``wi`` (in, 3h), ``wh`` (h, 3h), ``bi`` (3h,), ``bh`` (3h,), gate blocks in
+    order reset, update, new (PyTorch's layout). Carry ``h``. Output as for `SimpleRNN`.
+    """
+    return _recurrent(_GRU, hidden, return_sequences, unroll, w_init, h_init, b_init)
+
+
+def Bidirectional(rnn: Layer) -> Layer:
+    """Runs ``rnn`` forwards and (with fresh params) backwards in time; concatenates outputs.
+
+    Params ``{"forward": ..., "backward": ...}``. With ``return_sequences`` the
+    output is ``(batch, time, 2 * hidden)``: ``[forward_t, backward_t]``, the
+    backward outputs aligned to the input's time order (PyTorch's convention);
+    otherwise ``[h_forward after the last real step, h_backward after the first]``.
+    ``mask`` goes to both directions; ``initial_carry`` is a pair
+    ``(forward_carry, backward_carry)``.
+    """
+    if layer_name(rnn) not in _RECURRENT:
+        raise ValueError(
+            f"Bidirectional: expected a SimpleRNN, LSTM or GRU layer, got {layer_name(rnn)}"
+        )
+
+    def init(key, input_shape):
+        forward_key, backward_key = jax.random.split(key)
+        shape, forward, _ = rnn.init(forward_key, input_shape)
+        _, backward, _ = rnn.init(backward_key, input_shape)
+        return (*shape[:-1], 2 * shape[-1]), {"forward": forward, "backward": backward}, {}
+
+    def apply(params, state, x, *, key=None, train=False, mask=None, initial_carry=None):
+        carries = (None, None) if initial_carry is None else initial_carry
+        if len(carries) != 2:
+            raise ValueError("Bidirectional: initial_carry must be (forward_carry, backward_carry)")
+        outputs = [
+            rnn.apply(params[direction], {}, x, mask=mask, initial_carry=carry, reverse=reverse)[0]
+            for direction, carry, reverse in zip(("forward", "backward"), carries, (False, True))
+        ]
+        return jnp.concatenate(outputs, axis=-1), state
+
+    return make_layer("Bidirectional", init, apply, children=(("forward", rnn), ("backward", rnn)))
