@@ -1,0 +1,1 @@
+"""Benchmarks of funcnets against hand-written JAX and PyTorch: ``python -m benchmarks``."""
