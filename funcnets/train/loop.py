@@ -10,7 +10,8 @@ steps in one of three ways, all giving bit-identical results:
 
 Every compiled call donates the `TrainState` and metric buffers, so
 parameters are updated in place. The rule behind ``strategy="auto"``
-(measured in ``benchmarks/``, see docs/training.md): on accelerators, and on
+(``python -m benchmarks`` times `fit` against a loop of jitted steps for an
+MLP, LeNet-5 and an LSTM; see benchmarks/README.md): on accelerators, and on
 CPU for networks of dense layers, the whole-epoch scan wins (no per-step
 dispatch: 1.27x faster for an MLP on CPU); on CPU, a network with
 convolutions or an inner loop (a recurrent layer's scan) runs much slower
