@@ -45,9 +45,17 @@ CASES = {
     "Residual": (lambda: fn.Residual(fn.Sequential(fn.Dense(5), fn.BatchNorm())), (4, 5)),
     "Parallel": (lambda: fn.Parallel(fn.Dense(2), fn.LayerNorm()), (4, 3)),
     "Lambda": (lambda: fn.Lambda(lambda x: jnp.sin(x) * 2.0), (3, 4)),
+    "SimpleRNN_sequences": (lambda: fn.SimpleRNN(3, return_sequences=True), (2, 4, 3)),
+    "LSTM": (lambda: fn.LSTM(2, forget_bias=0.5), (2, 3, 4)),
+    "GRU_sequences": (lambda: fn.GRU(3, return_sequences=True), (2, 4, 3)),
+    "Bidirectional": (lambda: fn.Bidirectional(fn.LSTM(2)), (2, 4, 3)),
+    "Bidirectional_sequences": (
+        lambda: fn.Bidirectional(fn.GRU(2, return_sequences=True)),
+        (2, 3, 3),
+    ),
 }
 INTEGER_INPUT = {"Embedding"}
-NOT_LAYERS = {"Layer", "make_layer"}
+NOT_LAYERS = {"Layer", "make_layer", "gru_cell", "lstm_cell", "simple_rnn_cell", "sequence_mask"}
 
 
 def make_case(name, dtype=jnp.float32):
