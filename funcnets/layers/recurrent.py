@@ -185,7 +185,8 @@ def _recurrent(
             raise shape_error(kind.name, f"(batch, time, {features})", x.shape)
         batch, time, _ = x.shape
         xs = jnp.swapaxes(x, 0, 1)  # time-major for the scan
-        carry = _initial_carry(kind, hidden, batch, x.dtype, initial_carry)
+        dtype = jnp.result_type(x.dtype, params["wh"].dtype)  # as the cell computes
+        carry = _initial_carry(kind, hidden, batch, dtype, initial_carry)
 
         if mask is None:
 

@@ -596,12 +596,6 @@ def test_unroll_gives_the_same_result(kind, reverse, unroll):
     np.testing.assert_allclose(unrolled, rolled, rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=TypeError,
-    reason="bug: the carry takes x.dtype, not the promoted dtype of x and params, so a "
-    "bfloat16 or integer input with float32 params fails in lax.scan (carry types differ)",
-)
 @pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("x_dtype", [jnp.bfloat16, jnp.int32])
 def test_input_dtype_other_than_the_params(kind, x_dtype):
