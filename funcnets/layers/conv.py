@@ -8,6 +8,7 @@ cross-correlation: the kernel is not flipped.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 
 import jax
@@ -20,6 +21,11 @@ from funcnets.layers.base import Layer, as_tuple, check_rank, make_layer, shape_
 from funcnets.layers.padding import Padding, explicit_padding, window_output_size
 
 _LAYOUTS = {1: ("NWC", "WIO", "NWC"), 2: ("NHWC", "HWIO", "NHWC")}
+# On CPU, an ungrouped convolution with at most this many input channels runs as one
+# matmul over extracted patches (see `conv_by_patches`): for LeNet-5's C1 (1 -> 6
+# channels, 5x5, 28x28, batch 128) forward + backward took 20 ms instead of XLA's 36 ms;
+# at 6 input channels the two were even.
+PATCHES_MAX_CHANNELS = 3
 _NAMES = {1: "(batch, width, channels)", 2: "(batch, height, width, channels)"}
 
 
@@ -68,18 +74,60 @@ def _conv(
         w = params["w"]
         if x.ndim != ndim + 2 or x.shape[-1] != w.shape[-2] * groups:
             raise shape_error(name, f"{_NAMES[ndim]} with {w.shape[-2] * groups} channels", x.shape)
-        y = lax.conv_general_dilated(
-            x,
-            w,
-            window_strides=strides,
-            padding=pads_for(x.shape[1:-1]),
-            rhs_dilation=dilations,
-            dimension_numbers=_LAYOUTS[ndim],
-            feature_group_count=groups,
-        )
+        pads = pads_for(x.shape[1:-1])
+        if groups == 1 and x.shape[-1] <= PATCHES_MAX_CHANNELS and jax.default_backend() == "cpu":
+            y = conv_by_patches(x, w, strides, pads, dilations)
+        else:
+            y = lax.conv_general_dilated(
+                x,
+                w,
+                window_strides=strides,
+                padding=pads,
+                rhs_dilation=dilations,
+                dimension_numbers=_LAYOUTS[ndim],
+                feature_group_count=groups,
+            )
         return (y + params["b"] if use_bias else y), state
 
     return make_layer(name, init, apply)
+
+
+def conv_by_patches(
+    x: jax.Array,
+    w: jax.Array,
+    strides: Sequence[int],
+    pads: Sequence[tuple[int, int]],
+    dilations: Sequence[int],
+) -> jax.Array:
+    """An ungrouped channels-last convolution as one matmul over extracted patches (im2col).
+
+    Equal to `lax.conv_general_dilated` with the same arguments. Each kernel offset
+    contributes one strided slice of the padded input; the slices, concatenated on the
+    channel axis, meet the kernel reshaped to ``(prod(kernel) * in, out)``.
+
+    Args:
+        x: ``(batch, *spatial, in)``.
+        w: ``(*kernel, in, out)``.
+        strides, pads, dilations: per spatial axis; ``pads`` as ``(low, high)`` pairs.
+
+    Returns:
+        ``(batch, *out_spatial, out)``.
+    """
+    kernel = w.shape[:-2]
+    x = jnp.pad(x, ((0, 0), *pads, (0, 0)))
+    out = [
+        (n - d * (k - 1) - 1) // s + 1
+        for n, k, s, d in zip(x.shape[1:-1], kernel, strides, dilations)
+    ]
+    patches = []
+    for offset in itertools.product(*(range(k) for k in kernel)):
+        start = [o * d for o, d in zip(offset, dilations)]
+        limit = [b + (m - 1) * s + 1 for b, m, s in zip(start, out, strides)]
+        patches.append(
+            lax.slice(x, (0, *start, 0), (x.shape[0], *limit, x.shape[-1]), (1, *strides, 1))
+        )
+    columns = jnp.concatenate(patches, axis=-1) if len(patches) > 1 else patches[0]
+    return columns @ w.reshape(-1, w.shape[-1])
 
 
 def Conv1D(

@@ -213,3 +213,44 @@ def test_global_avg_pool_flatten_reshape():
     np.testing.assert_array_equal(
         run(fn.Reshape((5, -1)), x)[0], x.reshape(2, 5, 12).astype(np.float32)
     )
+
+
+@pytest.mark.parametrize(
+    ("kernel", "stride", "padding", "dilation", "groups", "hw"), [c for c in CONV2D if c[4] == 1]
+)
+def test_conv_by_patches_equals_xla_convolution_values_and_gradients(
+    kernel, stride, padding, dilation, groups, hw
+):
+    from funcnets.layers.conv import conv_by_patches
+    from funcnets.layers.padding import explicit_padding
+
+    k, s, d = (tuple(v) if not isinstance(v, int) else (v, v) for v in (kernel, stride, dilation))
+    pads = explicit_padding(padding, hw, k, s, d)
+    x = jnp.asarray(RNG.standard_normal((2, *hw, 2)), jnp.float32)
+    w = jnp.asarray(RNG.standard_normal((*k, 2, 3)), jnp.float32)
+
+    def xla(x, w):
+        return jax.lax.conv_general_dilated(
+            x, w, s, pads, rhs_dilation=d, dimension_numbers=("NHWC", "HWIO", "NHWC")
+        )
+
+    def patches(x, w):
+        return conv_by_patches(x, w, s, pads, d)
+
+    np.testing.assert_allclose(patches(x, w), xla(x, w), rtol=1e-5, atol=1e-5)
+    r = jnp.asarray(RNG.standard_normal(xla(x, w).shape), jnp.float32)
+
+    def gradients(f):
+        return jax.grad(lambda x, w: jnp.vdot(f(x, w), r), (0, 1))(x, w)
+
+    for got, expected in zip(gradients(patches), gradients(xla)):
+        np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4)
+
+
+def test_single_channel_conv_layers_match_loops():
+    """The patches path (taken on CPU for few input channels) gives the reference values."""
+    x = RNG.standard_normal((2, 7, 6, 1))
+    y, p = run(fn.Conv2D(3, (3, 2), stride=(2, 1), padding="SAME", dilation=(1, 2)), x)
+    pads = [same_pads(7, 3, 2, 1), same_pads(6, 2, 1, 2)]
+    expected = conv2d_loops(x, p["w"], p["b"], (2, 1), pads, (1, 2), 1)
+    np.testing.assert_allclose(y, expected, rtol=1e-4, atol=1e-5)
