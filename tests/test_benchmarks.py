@@ -56,8 +56,12 @@ def test_baseline_step_equals_funcnets_step(workload):
     np.testing.assert_allclose(loss, metrics["loss"], rtol=1e-5, atol=1e-5)
     expected = baseline.from_funcnets(workload, new_ts.params)
     assert jax.tree.structure(new_params) == jax.tree.structure(expected)
+    # Adam's first update is lr * g / (|g| + eps), about lr * sign(g): where a gradient is
+    # ~0, float summation order (XLA's convolution vs funcnets' patches matmul) can move a
+    # weight by up to 2 lr. So: all within 2 lr, and all but 0.1% of weights to 1e-5.
     for got, want in zip(jax.tree.leaves(new_params), jax.tree.leaves(expected)):
-        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(got, want, atol=2e-3)
+        assert np.mean(~np.isclose(got, want, rtol=1e-5, atol=1e-5)) < 1e-3
     # The step moved the params (Adam's first step is ~lr per weight).
     assert not np.allclose(jax.tree.leaves(new_params)[0], jax.tree.leaves(params)[0])
 
