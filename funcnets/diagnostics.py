@@ -2,6 +2,8 @@
 
 Every function is pure and jittable with the net and loss closed over, e.g.
 ``jax.jit(functools.partial(time_step_gradient_norms, net, loss_fn=loss))``.
+A dict returned from a jitted function comes back with sorted keys (``dense10``
+before ``dense2``); the layer order of the dicts here holds when called eagerly.
 Norms are Euclidean (Frobenius) norms over the whole batch.
 """
 
