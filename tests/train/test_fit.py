@@ -337,7 +337,9 @@ def test_augmentation_runs_inside_the_compiled_epoch():
     net = fn.models.mlp([16, 10])
     kw = dict(epochs=2, batch_size=16, key=jax.random.key(0), progress=False, strategy="epoch")
     plain, _ = fn.train.fit(net, CE, fn.optim.adam(1e-2), (x, y), **kw)
-    flipped, _ = fn.train.fit(net, CE, fn.optim.adam(1e-2), (x, y), augment=fn.data.random_flip, **kw)
+    flipped, _ = fn.train.fit(
+        net, CE, fn.optim.adam(1e-2), (x, y), augment=fn.data.random_flip, **kw
+    )
     again, _ = fn.train.fit(net, CE, fn.optim.adam(1e-2), (x, y), augment=fn.data.random_flip, **kw)
     assert not leaves_equal(plain.params, flipped.params)
     assert leaves_equal(flipped.params, again.params)
