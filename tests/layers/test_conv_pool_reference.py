@@ -254,3 +254,16 @@ def test_single_channel_conv_layers_match_loops():
     pads = [same_pads(7, 3, 2, 1), same_pads(6, 2, 1, 2)]
     expected = conv2d_loops(x, p["w"], p["b"], (2, 1), pads, (1, 2), 1)
     np.testing.assert_allclose(y, expected, rtol=1e-4, atol=1e-5)
+
+
+def test_patches_rule_follows_the_measurements():
+    """LeNet-5's C1 and C3 run as patches on CPU; padded or wider convolutions stay XLA's."""
+    from funcnets.layers.conv import uses_patches
+
+    cpu = jax.default_backend() == "cpu"
+    assert uses_patches(1, 6, 1, [(2, 2), (2, 2)]) == cpu
+    assert uses_patches(6, 16, 1, [(0, 0), (0, 0)]) == cpu
+    assert not uses_patches(6, 16, 1, [(2, 2), (2, 2)])
+    assert not uses_patches(3, 32, 1, [(1, 1), (1, 1)])
+    assert not uses_patches(16, 16, 1, [(0, 0), (0, 0)])
+    assert not uses_patches(2, 4, 2, [(0, 0), (0, 0)])

@@ -120,9 +120,9 @@ def test_auto_strategy_follows_the_measured_rule():
 
     assert chosen(fn.models.mlp([16, 10]), (8, 8, 8, 1)) == "epoch"
     expected_conv = "loop" if jax.default_backend() == "cpu" else "epoch"
-    # 4 input channels: an XLA convolution (1 to 3 channels become a patches matmul on CPU).
+    # 8 input channels: an XLA convolution (few channels become a patches matmul on CPU).
     assert (
-        chosen(fn.Sequential(fn.Conv2D(2, 3), fn.Flatten(), fn.Dense(10)), (8, 8, 8, 4))
+        chosen(fn.Sequential(fn.Conv2D(2, 3), fn.Flatten(), fn.Dense(10)), (8, 8, 8, 8))
         == expected_conv
     )
 
