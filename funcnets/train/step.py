@@ -21,14 +21,13 @@ def step_key(ts: TrainState) -> jax.Array:
     return jax.random.fold_in(ts.key, ts.step)
 
 
-def gradient_step(
+def loss_and_gradients(
     net: Layer,
     loss_fn: Callable[[jax.Array, jax.Array], jax.Array],
-    optimizer: Any,
     penalty: Callable[[Any], jax.Array] | None,
     metrics: Mapping[str, Metric],
-) -> Callable[[TrainState, Batch], tuple[TrainState, dict[str, jax.Array], jax.Array]]:
-    """The step shared by `make_step` and `fit`: ``(ts, batch) -> (new ts, metrics, loss)``.
+) -> Callable[[TrainState, Batch], tuple[jax.Array, Any, Any, dict[str, jax.Array]]]:
+    """The first half of a step: ``(ts, batch) -> (loss, grads, new layer state, metrics)``.
 
     ``loss`` is the optimised objective (data loss plus penalty); each metric
     is evaluated on the training outputs of this batch.
@@ -41,20 +40,25 @@ def gradient_step(
             loss = loss + penalty(params)
         return loss, (new_state, outputs)
 
-    def step(ts: TrainState, batch: Batch):
+    def compute(ts: TrainState, batch: Batch):
         x, y = batch
         (loss, (new_state, outputs)), grads = jax.value_and_grad(objective, has_aux=True)(
             ts.params, ts.state, x, y, step_key(ts)
         )
-        updates, opt_state = optimizer.update(grads, ts.opt_state, ts.params)
-        params = apply_updates(ts.params, updates)
         values = {
             name: loss if name == "loss" else jnp.asarray(metric(outputs, y), jnp.float32)
             for name, metric in metrics.items()
         }
-        return TrainState(params, new_state, opt_state, ts.step + 1, ts.key), values, loss
+        return loss, grads, new_state, values
 
-    return step
+    return compute
+
+
+def apply_gradients(optimizer: Any, ts: TrainState, grads: Any, new_state: Any) -> TrainState:
+    """The second half of a step: one optimizer update, the new layer state, ``step + 1``."""
+    updates, opt_state = optimizer.update(grads, ts.opt_state, ts.params)
+    params = apply_updates(ts.params, updates)
+    return TrainState(params, new_state, opt_state, ts.step + 1, ts.key)
 
 
 def make_step(
@@ -77,10 +81,10 @@ def make_step(
         ...                                   fn.optim.adam(1e-3)), donate_argnums=0)
         >>> ts, metrics = step(ts, (x, y))  # doctest: +SKIP
     """
-    inner = gradient_step(net, loss_fn, optimizer, penalty, {"loss": loss_fn})
+    compute = loss_and_gradients(net, loss_fn, penalty, {"loss": loss_fn})
 
     def step(ts: TrainState, batch: Batch) -> tuple[TrainState, dict[str, jax.Array]]:
-        ts, values, _ = inner(ts, batch)
-        return ts, values
+        _, grads, new_state, values = compute(ts, batch)
+        return apply_gradients(optimizer, ts, grads, new_state), values
 
     return step
