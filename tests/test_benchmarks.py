@@ -128,3 +128,16 @@ def test_rounds_merge_to_medians():
     assert merged["rows"]["baseline"]["step_ms"] == 2.0
     assert sorted(merged["rows"]["baseline"]["reps_ms"]) == [1.0, 2.0, 3.0]
     assert merged["rows"]["baseline"]["strategy"] == "loop" and merged["peak_rss_mb"] == 30.0
+
+
+def test_profile_lists_the_ops_of_a_step(capsys):
+    """`python -m benchmarks.profile` traces a step and prints its ops, largest first."""
+    from benchmarks import profile
+
+    profile.main(["mlp", "--steps", "2", "--top", "3"])
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[0].startswith("MLP 784-512-512-10: ") and "ms of op time per step" in lines[0]
+    shares = [float(line.split()[2].rstrip("%")) for line in lines[1:]]
+    assert 1 <= len(shares) <= 3 and shares == sorted(shares, reverse=True) and shares[0] > 0
+    with pytest.raises(SystemExit):
+        profile.main(["mlp", "--steps", "0"])

@@ -9,15 +9,18 @@ steps in one of three ways, all giving bit-identical results:
 - ``"loop"``: one compiled step per minibatch, called from Python.
 
 Every compiled call donates the `TrainState` and metric buffers, so
-parameters are updated in place. The rule behind ``strategy="auto"``
-(``python -m benchmarks`` times `fit` against a loop of jitted steps for an
-MLP, LeNet-5 and an LSTM; see benchmarks/README.md): on accelerators, and on
-CPU for networks of dense layers, the whole-epoch scan wins (no per-step
-dispatch: 1.27x faster for an MLP on CPU); on CPU, a network with
-convolutions or an inner loop (a recurrent layer's scan) runs much slower
-inside XLA's CPU while-loop (4.5x for LeNet-5), so it gets the loop of
-jitted steps. The rule reads the compiled step's own program (StableHLO)
-for ``convolution`` and ``while``, so it holds for any layer, built-in or not.
+parameters are updated in place. The rule behind ``strategy="auto"``, from
+in-process measurements on 2 CPU cores (``python -m benchmarks`` times `fit`
+against a loop of jitted steps; see benchmarks/README.md): on accelerators,
+and on CPU for everything else, the whole-epoch scan (no per-step dispatch:
+an MLP epoch took 0.88-0.96 of the loop's time). On CPU, a step with an XLA
+``convolution`` runs up to 3x slower inside XLA's CPU while-loop (LeNet-5
+with XLA's convolutions: 2.9-3.2x), so it gets the loop of jitted steps; so
+does a step with its own ``while`` loop (a recurrent layer's scan): the LSTM
+epoch took the same time either way, and the loop keeps the progress bar
+moving. The rule reads the compiled step's own program (StableHLO), so it
+holds for any layer, built-in or not; LeNet-5, whose convolutions run as
+matmuls on CPU (`funcnets.layers.conv.uses_patches`), scans.
 """
 
 from __future__ import annotations
