@@ -13,11 +13,15 @@ STEP_ROWS = [
     ("torch eager, Adam for-loop (CPU default)", "torch", "torch"),
     ("torch eager, Adam `foreach=True`", "torch", "torch_foreach"),
     ("torch eager, Adam `fused=True`", "torch", "torch_fused"),
+    ("Flax NNX: `nnx.jit`, `nnx.Optimizer`", "flax", "flax_nnx"),
+    ("Equinox: `eqx.filter_jit`, donated", "equinox", "equinox"),
 ]
 EPOCH_ROWS = [
     ("Python loop of the baseline's donated step", "baseline", "epoch_loop"),
     ("`fn.train.fit`", "funcnets", "epoch_fit"),
     ("torch eager loop, default Adam", "torch", "epoch_torch"),
+    ("Flax NNX loop of its step", "flax", "epoch_flax_nnx"),
+    ("Equinox loop of its step", "equinox", "epoch_equinox"),
 ]
 COMPILE_ROWS = [
     ("baseline", "baseline", "baseline"),
@@ -26,8 +30,16 @@ COMPILE_ROWS = [
     ("funcnets `make_step`, donated", "funcnets", "funcnets_donated"),
     ("`fn.train.fit` (first epoch minus a steady one)", "funcnets", "epoch_fit"),
     ("torch eager (first step minus a steady one)", "torch", "torch"),
+    ("Flax NNX", "flax", "flax_nnx"),
+    ("Equinox", "equinox", "equinox"),
 ]
-NAMES = {"baseline": "baseline (jax + optax)", "funcnets": "funcnets", "torch": "torch"}
+NAMES = {
+    "baseline": "baseline (jax + optax)",
+    "funcnets": "funcnets",
+    "torch": "torch",
+    "flax": "Flax NNX",
+    "equinox": "Equinox",
+}
 
 
 def _row(results: dict, framework: str, workload: str, row: str) -> dict | None:
@@ -85,6 +97,9 @@ def markdown(run: dict) -> str:
             f"OMP_WAIT_POLICY={run.get('omp_wait_policy', 'unset')})"
             if "torch" in versions
             else ""
+        )
+        + "".join(
+            f", {NAMES[name]} {versions[name]}" for name in ("flax", "equinox") if name in versions
         )
         + f", Python {versions.get('python', '?')}.",
         f"- float32, batch {settings['batch']}, softmax cross-entropy, Adam 1e-3, synthetic "

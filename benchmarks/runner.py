@@ -37,7 +37,9 @@ def run(framework: str, workload: str, settings: Settings) -> dict:
             return {"skipped": f"torch not installed ({error})"}
         result = torch_impl.run(workload, settings)
     elif framework in OPTIONAL:
-        return {"skipped": skip_reason(framework)}
+        if (reason := skip_reason(framework)) is not None:
+            return {"skipped": reason}
+        result = run_jax_framework(framework, workload, settings)
     else:
         raise ValueError(f"unknown framework {framework!r}")
     result["peak_rss_mb"] = measure.peak_rss_mb()
@@ -50,10 +52,8 @@ def skip_reason(framework: str) -> str | None:
     """Why ``framework`` cannot run here, or None (checked without importing it)."""
     if framework == "torch" and importlib.util.find_spec("torch") is None:
         return "torch not installed"
-    if framework in OPTIONAL:
-        if importlib.util.find_spec(OPTIONAL[framework]) is None:
-            return f"{framework} not installed"
-        return f"{framework} is installed, but this harness has no {framework} implementation"
+    if framework in OPTIONAL and importlib.util.find_spec(OPTIONAL[framework]) is None:
+        return f"{framework} not installed"
     return None
 
 
@@ -189,4 +189,32 @@ def run_funcnets(workload: str, settings: Settings) -> dict:
     }
     print(f"  funcnets {workload} fit epoch: {steady:.3f} s", flush=True)
     versions = {**_jax_versions(), "funcnets": fn.__version__}
+    return {"rows": rows, "peak_rss_mb_steps": peak_steps, "versions": versions}
+
+
+def run_jax_framework(framework: str, workload: str, settings: Settings) -> dict:
+    """A Flax NNX or Equinox step (benchmarks/jax_frameworks.py), then a Python-loop epoch."""
+    import jax
+
+    from benchmarks import jax_frameworks
+
+    make, row = jax_frameworks.STEPS[framework], jax_frameworks.ROWS[framework]
+    x, y = data.synthetic(settings.batch * settings.step_batches, settings.seed + 1)
+    batches = jax.block_until_ready([jax.device_put(b) for b in data.batches(x, y, settings.batch)])
+
+    def sync(carry):  # the loss comes out of the same compiled call as the new params
+        jax.block_until_ready(carry[-1])
+        return carry
+
+    step, carry = make(workload, settings.seed)
+    rows = {}
+    rows[row], _ = measure.time_steps(step, carry, batches, settings, sync)
+    print(f"  {framework} {workload} {row}: {rows[row]['step_ms']:.3f} ms/step", flush=True)
+    peak_steps = measure.peak_rss_mb()
+    step, carry = make(workload, settings.seed)
+    rows[f"epoch_{row}"], _ = measure.time_epochs(
+        step, carry, _epoch_batches(settings), settings, sync
+    )
+    print(f"  {framework} {workload} epoch: {rows[f'epoch_{row}']['epoch_s']:.3f} s", flush=True)
+    versions = {**_jax_versions(), framework: jax_frameworks.version(framework)}
     return {"rows": rows, "peak_rss_mb_steps": peak_steps, "versions": versions}
