@@ -13,6 +13,22 @@ from typing import Any
 from benchmarks.config import Settings
 
 
+def timed(call, carry, batches: Sequence[Any], steps: int, sync) -> tuple[float, Any]:
+    """Seconds for ``steps`` calls of ``carry = call(carry, batch)`` cycling through ``batches``."""
+    start = time.perf_counter()
+    for i in range(steps):
+        carry = call(carry, batches[i % len(batches)])
+    carry = sync(carry)
+    return time.perf_counter() - start, carry
+
+
+def _warm_up(call, carry, batches: Sequence[Any], settings: Settings, sync) -> tuple[float, Any]:
+    """The first call, timed alone (for jitted steps it compiles), then the warm-up steps."""
+    first, carry = timed(call, carry, batches, 1, sync)
+    _, carry = timed(call, carry, batches[1:] or batches, settings.warmup_steps, sync)
+    return first, carry
+
+
 def time_steps(
     call: Callable[[Any, Any], Any],
     carry: Any,
@@ -27,19 +43,11 @@ def time_steps(
     ``steps_per_rep`` calls, each ended by ``sync(carry)`` (``block_until_ready``).
     ``compile_s`` is the first call minus the median steady step.
     """
-    start = time.perf_counter()
-    carry = sync(call(carry, batches[0]))
-    first = time.perf_counter() - start
-    for i in range(settings.warmup_steps):
-        carry = call(carry, batches[(i + 1) % len(batches)])
-    carry = sync(carry)
+    first, carry = _warm_up(call, carry, batches, settings, sync)
     reps = []
     for _ in range(settings.reps):
-        start = time.perf_counter()
-        for i in range(settings.steps_per_rep):
-            carry = call(carry, batches[i % len(batches)])
-        carry = sync(carry)
-        reps.append((time.perf_counter() - start) / settings.steps_per_rep)
+        seconds, carry = timed(call, carry, batches, settings.steps_per_rep, sync)
+        reps.append(seconds / settings.steps_per_rep)
     step = statistics.median(reps)
     result = {
         "step_ms": 1e3 * step,
@@ -48,6 +56,33 @@ def time_steps(
         "reps_ms": [1e3 * t for t in reps],
     }
     return result, carry
+
+
+def time_interleaved(
+    calls: dict[str, tuple[Callable[[Any, Any], Any], Any]],
+    batches: Sequence[Any],
+    settings: Settings,
+    sync: Callable[[Any], Any],
+) -> dict[str, dict]:
+    """Per-step times of several steps ``name: (call, carry)`` in one process, interleaved.
+
+    Each of the ``reps`` repetitions times ``steps_per_rep`` steps of every
+    call in turn, so a change in the machine's speed hits them all alike:
+    their ratios are steadier than those of steps timed in separate processes.
+    """
+    carries = {name: _warm_up(call, carry, batches, settings, sync)[1]
+               for name, (call, carry) in calls.items()}  # fmt: skip
+    reps: dict[str, list[float]] = {name: [] for name in calls}
+    for _ in range(settings.reps):
+        for name, (call, _) in calls.items():
+            seconds, carries[name] = timed(
+                call, carries[name], batches, settings.steps_per_rep, sync
+            )
+            reps[name].append(seconds / settings.steps_per_rep)
+    return {
+        name: {"step_ms": 1e3 * statistics.median(times), "reps_ms": [1e3 * t for t in times]}
+        for name, times in reps.items()
+    }
 
 
 def time_epochs(
@@ -63,17 +98,19 @@ def time_epochs(
     smaller, which is another shape to compile); then ``epoch_reps`` timed
     epochs, each ended by ``sync``.
     """
-    for batch in (batches[0], batches[min(1, len(batches) - 1)], batches[-1]):
-        carry = call(carry, batch)
-    carry = sync(carry)
+    carry = warm_up_epoch(call, carry, batches, sync)
     reps = []
     for _ in range(settings.epoch_reps):
-        start = time.perf_counter()
-        for batch in batches:
-            carry = call(carry, batch)
-        carry = sync(carry)
-        reps.append(time.perf_counter() - start)
+        seconds, carry = timed(call, carry, batches, len(batches), sync)
+        reps.append(seconds)
     return {"epoch_s": statistics.median(reps), "reps_s": reps}, carry
+
+
+def warm_up_epoch(call, carry, batches: Sequence[Any], sync) -> Any:
+    """One call on the first, second and last batch: every shape an epoch meets, compiled."""
+    for batch in (batches[0], batches[min(1, len(batches) - 1)], batches[-1]):
+        carry = call(carry, batch)
+    return sync(carry)
 
 
 def peak_rss_mb() -> float:

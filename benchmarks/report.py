@@ -33,6 +33,15 @@ COMPILE_ROWS = [
     ("Flax NNX", "flax", "flax_nnx"),
     ("Equinox", "equinox", "equinox"),
 ]
+# (label, numerator row, denominator row, key): ratios within the funcnets process.
+SAME_PROCESS_ROWS = [
+    ("funcnets ÷ baseline, both jit", "ab_funcnets", "ab_baseline", "step_ms"),
+    ("funcnets ÷ baseline, both donated", "ab_funcnets_donated", "ab_baseline_donated", "step_ms"),
+    ("funcnets donated ÷ baseline (not donated)", "ab_funcnets_donated", "ab_baseline", "step_ms"),
+    ("baseline donated ÷ baseline", "ab_baseline_donated", "ab_baseline", "step_ms"),
+    ("`fn.train.fit` epoch ÷ the loop of the baseline's donated step", "epoch_fit",
+     "ab_epoch_loop", "epoch_s"),
+]  # fmt: skip
 NAMES = {
     "baseline": "baseline (jax + optax)",
     "funcnets": "funcnets",
@@ -127,6 +136,29 @@ def markdown(run: dict) -> str:
             results, workloads, EPOCH_ROWS, "epoch_s", ("baseline", "epoch_loop"), "s", 1
         ),
     ]
+    same_process = []
+    for label, top, bottom, key in SAME_PROCESS_ROWS:
+        cells = [
+            f"{a[key] / b[key]:.2f}"
+            if (a := _row(results, "funcnets", w, top))
+            and (b := _row(results, "funcnets", w, bottom))
+            else "—"
+            for w in workloads
+        ]
+        if any(cell != "—" for cell in cells):
+            same_process.append(f"| {label} | " + " | ".join(cells) + " |")
+    if same_process:
+        lines += [
+            "",
+            "## Same process, interleaved (the steadiest ratios; below 1: funcnets is faster)",
+            "",
+            "The funcnets process also times the baseline's steps, repetition by repetition "
+            "in turn with its own, and one epoch of the baseline's loop after each `fit` epoch.",
+            "",
+            "| | " + " | ".join(WORKLOADS[w] for w in workloads) + " |",
+            "|---" * (len(workloads) + 1) + "|",
+            *same_process,
+        ]
     strategies = [
         f"{WORKLOADS[w]}: `{row['strategy']}`"
         for w in workloads

@@ -102,15 +102,12 @@ def run_baseline(workload: str, settings: Settings) -> dict:
     start = baseline.from_funcnets(workload, ts.params)
     rows, steps = {}, {}
 
-    def caller(step: Callable) -> Callable:
-        return lambda carry, batch: step(carry[0], carry[1], *batch)
-
     for row, donate in (("baseline", False), ("baseline_donated", True))[: 1 + settings.donated]:
         steps[row], tx = baseline.make_step(workload, donate)
         params = jax.tree.map(jnp.copy, start)  # a donated step consumes its input
         carry = (params, tx.init(params), jnp.zeros(()))
         rows[row], _ = measure.time_steps(
-            caller(steps[row]), carry, batches, settings, jax.block_until_ready
+            _baseline_caller(steps[row]), carry, batches, settings, jax.block_until_ready
         )
         print(f"  baseline {workload} {row}: {rows[row]['step_ms']:.3f} ms/step", flush=True)
     peak_steps = measure.peak_rss_mb()
@@ -121,7 +118,7 @@ def run_baseline(workload: str, settings: Settings) -> dict:
     carry = (params, tx.init(params), jnp.zeros(()))
     step = steps["baseline_donated" if settings.donated else "baseline"]
     rows["epoch_loop"], _ = measure.time_epochs(
-        caller(step), carry, epoch_batches, settings, jax.block_until_ready
+        _baseline_caller(step), carry, epoch_batches, settings, jax.block_until_ready
     )
     rows["epoch_loop"]["donated"] = settings.donated
     print(f"  baseline {workload} epoch: {rows['epoch_loop']['epoch_s']:.3f} s", flush=True)
@@ -134,7 +131,7 @@ def run_funcnets(workload: str, settings: Settings) -> dict:
     import jax.numpy as jnp
 
     import funcnets as fn
-    from benchmarks import workloads
+    from benchmarks import baseline, workloads
 
     ts, batches = _jax_setup(workload, settings)
     step = workloads.step(workload)
@@ -156,17 +153,32 @@ def run_funcnets(workload: str, settings: Settings) -> dict:
     program = jax.jit(step).lower(ts, batches[0]).as_text()
     looped = jax.default_backend() == "cpu" and ("convolution" in program or "while" in program)
 
-    # The epoch: fit for 1 + epoch_reps epochs; the first one includes the compile.
+    rows.update(same_process_steps(workload, ts, step, batches, settings))
+
+    # The epoch: fit for 1 + epoch_reps epochs; the first one includes the compile. After
+    # each, a callback runs one epoch of the baseline's loop on the same samples (the
+    # same-process A/B); the fit epochs are timed without it.
     x, y = data.synthetic(settings.epoch_samples, settings.seed + 2)  # the baseline loop's data
     x, y = jax.block_until_ready((jnp.asarray(x), jnp.asarray(y)))
-    stamps = []
+    epoch_batches = _epoch_batches(settings)
+    loop_step, tx = baseline.make_step(workload, donate=True)
+    params = baseline.from_funcnets(workload, jax.tree.map(jnp.copy, ts.params))
+    loop = [_baseline_caller(loop_step), (params, tx.init(params), jnp.zeros(()))]
+    loop[1] = measure.warm_up_epoch(*loop, epoch_batches, jax.block_until_ready)
+    fit_epochs, loop_epochs = [], []
 
-    class Stamp(fn.train.Callback):
+    class Interleave(fn.train.Callback):
+        start = time.perf_counter()
+
         def on_epoch_end(self, epoch, ts, logs):
-            stamps.append(time.perf_counter())
+            fit_epochs.append(time.perf_counter() - self.start)
+            seconds, loop[1] = measure.timed(
+                *loop, epoch_batches, len(epoch_batches), jax.block_until_ready
+            )
+            loop_epochs.append(seconds)
+            self.start = time.perf_counter()
             return False
 
-    stamps.append(time.perf_counter())
     fn.train.fit(
         workloads.network(workload),
         workloads.loss,
@@ -176,20 +188,57 @@ def run_funcnets(workload: str, settings: Settings) -> dict:
         batch_size=settings.batch,
         key=jax.random.key(settings.seed),
         progress=False,
-        callbacks=[Stamp()],
+        callbacks=[Interleave()],
     )
-    epochs = [b - a for a, b in zip(stamps[:-1], stamps[1:])]
-    steady = statistics.median(epochs[1:])
+    steady = statistics.median(fit_epochs[1:])
     rows["epoch_fit"] = {
         "epoch_s": steady,
-        "first_epoch_s": epochs[0],
-        "compile_s": epochs[0] - steady,
-        "reps_s": epochs[1:],
+        "first_epoch_s": fit_epochs[0],
+        "compile_s": fit_epochs[0] - steady,
+        "reps_s": fit_epochs[1:],
         "strategy": "loop" if looped else "epoch",
+    }
+    rows["ab_epoch_loop"] = {
+        "epoch_s": statistics.median(loop_epochs[1:]),
+        "reps_s": loop_epochs[1:],
     }
     print(f"  funcnets {workload} fit epoch: {steady:.3f} s", flush=True)
     versions = {**_jax_versions(), "funcnets": fn.__version__}
     return {"rows": rows, "peak_rss_mb_steps": peak_steps, "versions": versions}
+
+
+def _baseline_caller(step: Callable) -> Callable:
+    """The baseline's ``step(params, opt_state, x, y)`` as ``carry = call(carry, (x, y))``."""
+    return lambda carry, batch: step(carry[0], carry[1], *batch)
+
+
+def same_process_steps(workload: str, ts, step: Callable, batches, settings: Settings) -> dict:
+    """The baseline's and funcnets' jitted steps, plain and donated, timed interleaved.
+
+    Rows ``ab_baseline``, ``ab_baseline_donated``, ``ab_funcnets``, ``ab_funcnets_donated``.
+    """
+    import jax
+    import jax.numpy as jnp
+
+    from benchmarks import baseline
+
+    start = baseline.from_funcnets(workload, ts.params)
+    calls = {}
+    for suffix, donate in (("", False), ("_donated", True)):
+        base_step, tx = baseline.make_step(workload, donate)
+        params = jax.tree.map(jnp.copy, start)
+        calls[f"ab_baseline{suffix}"] = (
+            _baseline_caller(base_step), (params, tx.init(params), jnp.zeros(()))
+        )  # fmt: skip
+        jitted = jax.jit(step, donate_argnums=0 if donate else ())
+        calls[f"ab_funcnets{suffix}"] = (
+            lambda carry, batch, jitted=jitted: jitted(carry[0], batch),
+            (jax.tree.map(jnp.copy, ts), None),
+        )
+    rows = measure.time_interleaved(calls, batches, settings, jax.block_until_ready)
+    ratio = rows["ab_funcnets_donated"]["step_ms"] / rows["ab_baseline"]["step_ms"]
+    print(f"  same process {workload}: funcnets donated / baseline {ratio:.3f}", flush=True)
+    return rows
 
 
 def run_jax_framework(framework: str, workload: str, settings: Settings) -> dict:
