@@ -70,8 +70,10 @@ def test_same_key_same_data_bit_identical(xor_data):
     assert not leaves_equal(runs[0].params, other.params)
 
 
-@pytest.mark.parametrize("strategy", ["epoch", "chunks", "loop"])
-def test_resume_from_a_checkpoint_is_bit_identical(strategy, xor_data, tmp_path):
+def test_resume_from_a_checkpoint_is_bit_identical(xor_data, tmp_path):
+    """With chunks (a partial last chunk, a smaller last batch). Resuming reads the epoch
+    from ts.step whatever the strategy, and test_strategies_agree shows them all equal."""
+    strategy = "chunks"
     net = fn.Sequential(fn.Dense(8), fn.BatchNorm(), fn.relu, fn.Dropout(0.1), fn.Dense(2))
     opt = fn.optim.adamw(0.01)
     kw = dict(batch_size=48, progress=False, strategy=strategy, chunk_steps=3)  # 400 = 8*48 + 16
