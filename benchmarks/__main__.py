@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 from benchmarks import measure, report, runner
-from benchmarks.config import FRAMEWORKS, WORKLOADS, Settings
+from benchmarks.config import FRAMEWORKS, QUICK_FRAMEWORKS, WORKLOADS, Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_OUT = ROOT / "benchmarks" / "results" / "latest.md"
@@ -52,8 +52,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--frameworks",
         type=lambda s: _names(s, FRAMEWORKS, "frameworks"),
-        default=list(FRAMEWORKS),
-        help=f"comma-separated, from {','.join(FRAMEWORKS)}",
+        default=None,
+        help=f"comma-separated, from {','.join(FRAMEWORKS)} (default: all; with --quick, "
+        f"{','.join(QUICK_FRAMEWORKS)})",
     )
     p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="markdown report (and .json)")
     p.add_argument("--reps", type=int, help="timed repetitions of a step measurement")
@@ -110,6 +111,8 @@ def main(argv: list[str] | None = None) -> int:
         rounds=args.rounds,
     )
     start, load = time.perf_counter(), measure.load_average()
+    if args.frameworks is None:
+        args.frameworks = list(QUICK_FRAMEWORKS if args.quick else FRAMEWORKS)
     skipped = {}
     for framework in args.frameworks:
         if (reason := runner.skip_reason(framework)) is not None:

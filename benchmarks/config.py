@@ -16,6 +16,8 @@ WORKLOADS = {
 }
 # "baseline" is the hand-written jax + optax step (benchmarks/baseline.py).
 FRAMEWORKS = ("baseline", "funcnets", "torch", "flax", "equinox")
+# --quick keeps to these unless --frameworks names others: all five took 2m03s on 2 cores.
+QUICK_FRAMEWORKS = ("baseline", "funcnets", "torch")
 
 
 @dataclass(frozen=True)

@@ -48,14 +48,7 @@ def time_steps(
     for _ in range(settings.reps):
         seconds, carry = timed(call, carry, batches, settings.steps_per_rep, sync)
         reps.append(seconds / settings.steps_per_rep)
-    step = statistics.median(reps)
-    result = {
-        "step_ms": 1e3 * step,
-        "first_call_s": first,
-        "compile_s": first - step,
-        "reps_ms": [1e3 * t for t in reps],
-    }
-    return result, carry
+    return _step_result(first, reps), carry
 
 
 def time_interleaved(
@@ -66,12 +59,14 @@ def time_interleaved(
 ) -> dict[str, dict]:
     """Per-step times of several steps ``name: (call, carry)`` in one process, interleaved.
 
-    Each of the ``reps`` repetitions times ``steps_per_rep`` steps of every
+    Each call is warmed up as in `time_steps` (its first call timed: ``compile_s``);
+    then each of the ``reps`` repetitions times ``steps_per_rep`` steps of every
     call in turn, so a change in the machine's speed hits them all alike:
     their ratios are steadier than those of steps timed in separate processes.
     """
-    carries = {name: _warm_up(call, carry, batches, settings, sync)[1]
-               for name, (call, carry) in calls.items()}  # fmt: skip
+    firsts, carries = {}, {}
+    for name, (call, carry) in calls.items():
+        firsts[name], carries[name] = _warm_up(call, carry, batches, settings, sync)
     reps: dict[str, list[float]] = {name: [] for name in calls}
     for _ in range(settings.reps):
         for name, (call, _) in calls.items():
@@ -79,9 +74,16 @@ def time_interleaved(
                 call, carries[name], batches, settings.steps_per_rep, sync
             )
             reps[name].append(seconds / settings.steps_per_rep)
+    return {name: _step_result(firsts[name], times) for name, times in reps.items()}
+
+
+def _step_result(first: float, reps: list[float]) -> dict:
+    step = statistics.median(reps)
     return {
-        name: {"step_ms": 1e3 * statistics.median(times), "reps_ms": [1e3 * t for t in times]}
-        for name, times in reps.items()
+        "step_ms": 1e3 * step,
+        "first_call_s": first,
+        "compile_s": first - step,
+        "reps_ms": [1e3 * t for t in reps],
     }
 
 

@@ -35,9 +35,9 @@ COMPILE_ROWS = [
 ]
 # (label, numerator row, denominator row, key): ratios within the funcnets process.
 SAME_PROCESS_ROWS = [
-    ("funcnets ÷ baseline, both jit", "ab_funcnets", "ab_baseline", "step_ms"),
-    ("funcnets ÷ baseline, both donated", "ab_funcnets_donated", "ab_baseline_donated", "step_ms"),
-    ("funcnets donated ÷ baseline (not donated)", "ab_funcnets_donated", "ab_baseline", "step_ms"),
+    ("funcnets ÷ baseline, both jit", "funcnets", "ab_baseline", "step_ms"),
+    ("funcnets ÷ baseline, both donated", "funcnets_donated", "ab_baseline_donated", "step_ms"),
+    ("funcnets donated ÷ baseline (not donated)", "funcnets_donated", "ab_baseline", "step_ms"),
     ("baseline donated ÷ baseline", "ab_baseline_donated", "ab_baseline", "step_ms"),
     ("`fn.train.fit` epoch ÷ the loop of the baseline's donated step", "epoch_fit",
      "ab_epoch_loop", "epoch_s"),

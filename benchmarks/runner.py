@@ -126,7 +126,8 @@ def run_baseline(workload: str, settings: Settings) -> dict:
 
 
 def run_funcnets(workload: str, settings: Settings) -> dict:
-    """`fn.train.make_step` under `jax.jit`, plain and donated; the epoch through `fit`."""
+    """`fn.train.make_step` under `jax.jit`, plain and donated, interleaved with the
+    baseline's steps; the epoch through `fit`, interleaved with the baseline's loop."""
     import jax
     import jax.numpy as jnp
 
@@ -135,25 +136,12 @@ def run_funcnets(workload: str, settings: Settings) -> dict:
 
     ts, batches = _jax_setup(workload, settings)
     step = workloads.step(workload)
-    rows = {}
-    for row, donate in (("funcnets", False), ("funcnets_donated", True))[: 1 + settings.donated]:
-        jitted = jax.jit(step, donate_argnums=0 if donate else ())
-        carry = (jax.tree.map(jnp.copy, ts), None)
-        rows[row], _ = measure.time_steps(
-            lambda carry, batch, jitted=jitted: jitted(carry[0], batch),
-            carry,
-            batches,
-            settings,
-            jax.block_until_ready,
-        )
-        print(f"  funcnets {workload} {row}: {rows[row]['step_ms']:.3f} ms/step", flush=True)
+    rows, (loop_step, tx) = same_process_steps(workload, ts, step, batches, settings)
     peak_steps = measure.peak_rss_mb()
 
     # fit's strategy="auto" rule (funcnets/train/loop.py), read off the same step's program.
     program = jax.jit(step).lower(ts, batches[0]).as_text()
     looped = jax.default_backend() == "cpu" and ("convolution" in program or "while" in program)
-
-    rows.update(same_process_steps(workload, ts, step, batches, settings))
 
     # The epoch: fit for 1 + epoch_reps epochs; the first one includes the compile. After
     # each, a callback runs one epoch of the baseline's loop on the same samples (the
@@ -161,7 +149,6 @@ def run_funcnets(workload: str, settings: Settings) -> dict:
     x, y = data.synthetic(settings.epoch_samples, settings.seed + 2)  # the baseline loop's data
     x, y = jax.block_until_ready((jnp.asarray(x), jnp.asarray(y)))
     epoch_batches = _epoch_batches(settings)
-    loop_step, tx = baseline.make_step(workload, donate=True)
     params = baseline.from_funcnets(workload, jax.tree.map(jnp.copy, ts.params))
     loop = [_baseline_caller(loop_step), (params, tx.init(params), jnp.zeros(()))]
     loop[1] = measure.warm_up_epoch(*loop, epoch_batches, jax.block_until_ready)
@@ -212,10 +199,14 @@ def _baseline_caller(step: Callable) -> Callable:
     return lambda carry, batch: step(carry[0], carry[1], *batch)
 
 
-def same_process_steps(workload: str, ts, step: Callable, batches, settings: Settings) -> dict:
-    """The baseline's and funcnets' jitted steps, plain and donated, timed interleaved.
+def same_process_steps(
+    workload: str, ts, step: Callable, batches, settings: Settings
+) -> tuple[dict, tuple]:
+    """funcnets' jitted step and the baseline's, plain and donated, timed interleaved.
 
-    Rows ``ab_baseline``, ``ab_baseline_donated``, ``ab_funcnets``, ``ab_funcnets_donated``.
+    Returns the rows ``funcnets``, ``funcnets_donated``, ``ab_baseline`` and
+    ``ab_baseline_donated``, and the baseline's donated step (compiled) and its optax
+    transform, for the epoch.
     """
     import jax
     import jax.numpy as jnp
@@ -231,14 +222,14 @@ def same_process_steps(workload: str, ts, step: Callable, batches, settings: Set
             _baseline_caller(base_step), (params, tx.init(params), jnp.zeros(()))
         )  # fmt: skip
         jitted = jax.jit(step, donate_argnums=0 if donate else ())
-        calls[f"ab_funcnets{suffix}"] = (
+        calls[f"funcnets{suffix}"] = (
             lambda carry, batch, jitted=jitted: jitted(carry[0], batch),
             (jax.tree.map(jnp.copy, ts), None),
         )
     rows = measure.time_interleaved(calls, batches, settings, jax.block_until_ready)
-    ratio = rows["ab_funcnets_donated"]["step_ms"] / rows["ab_baseline"]["step_ms"]
-    print(f"  same process {workload}: funcnets donated / baseline {ratio:.3f}", flush=True)
-    return rows
+    for row in calls:
+        print(f"  funcnets {workload} {row}: {rows[row]['step_ms']:.3f} ms/step", flush=True)
+    return rows, (base_step, tx)
 
 
 def run_jax_framework(framework: str, workload: str, settings: Settings) -> dict:

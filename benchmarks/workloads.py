@@ -34,10 +34,12 @@ def optimizer() -> fn.optim.GradientTransformation:
 
 
 def train_state(workload: str, seed: int, batch: int = BATCH) -> fn.train.TrainState:
-    """A fresh `TrainState`; its params also start the baseline (`baseline.from_funcnets`)."""
-    return fn.train.init(
-        network(workload), optimizer(), jax.random.key(seed), (batch, *INPUT_SHAPE)
-    )
+    """A fresh `TrainState`; its params also start the baseline (`baseline.from_funcnets`).
+
+    Jitted: one compile instead of one per parameter shape (each draw compiles threefry).
+    """
+    net, opt, shape = network(workload), optimizer(), (batch, *INPUT_SHAPE)
+    return jax.jit(lambda key: fn.train.init(net, opt, key, shape))(jax.random.key(seed))
 
 
 def step(workload: str):

@@ -109,7 +109,7 @@ def test_tiny_run_through_the_report(capsys):
     }
     rows = {**results["baseline"]["mlp"]["rows"], **results["funcnets"]["mlp"]["rows"]}
     assert {"baseline", "funcnets", "epoch_loop", "epoch_fit", "ab_epoch_loop"} <= set(rows)
-    assert {"ab_baseline", "ab_funcnets", "ab_baseline_donated", "ab_funcnets_donated"} <= set(rows)
+    assert {"ab_baseline", "ab_baseline_donated", "funcnets_donated"} <= set(rows)
     assert rows["epoch_loop"]["epoch_s"] > 0 and rows["epoch_fit"]["epoch_s"] > 0
     assert rows["epoch_fit"]["strategy"] == "epoch"  # an MLP on CPU: the whole-epoch scan
     text = report.markdown(
