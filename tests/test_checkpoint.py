@@ -1,9 +1,13 @@
-"""Tests for funcnets.checkpoint: round trips, atomic saves, mismatch messages, hostile files."""
+"""Tests for funcnets.checkpoint: round trips, atomic saves, mismatch messages, hostile files,
+provenance (container types and metadata), and the files a save leaves around."""
 
 import hashlib
 import io
 import json
 import os
+import re
+import subprocess
+import sys
 import zipfile
 from typing import NamedTuple
 
@@ -13,6 +17,7 @@ import numpy as np
 import optax
 import pytest
 
+import funcnets as fn
 from funcnets import checkpoint
 from funcnets.checkpoint import CheckpointError
 
@@ -248,13 +253,10 @@ def test_pickled_object_arrays_are_refused_without_running_code(tmp_path):
             "dtype": "object",
             "shape": [1],
             "sha256": hashlib.sha256(payload).hexdigest(),
+            "types": ["dict"],
         }
-        zf.writestr(
-            "manifest.json",
-            json.dumps(
-                {"format": checkpoint.FORMAT, "version": checkpoint.VERSION, "leaves": [leaf]}
-            ),
-        )
+        header = {"format": checkpoint.FORMAT, "version": checkpoint.VERSION, "leaves": [leaf]}
+        zf.writestr("manifest.json", json.dumps(header | {"empty": [], "metadata": {}}))
     with pytest.raises(CheckpointError, match=str(forged)):
         checkpoint.load(forged)
     assert not os.path.exists(pwned)
@@ -289,3 +291,228 @@ def test_every_flipped_byte_is_detected_or_harmless(tmp_path):
             jax.random.key_data(loaded["['k']"]) == jax.random.key_data(expected["['k']"])
         ).all()
     assert set(range(data_at, data_at + 24)) <= detected
+
+
+# Provenance: container types and metadata.
+
+
+class ScaleByAdamaxState(NamedTuple):
+    """Another optimizer's state with the field names of optax's ScaleByAdamState."""
+
+    count: jax.Array
+    mu: dict
+    nu: dict
+
+
+def with_opt_state(ts: TrainState, opt_state) -> TrainState:
+    return ts._replace(opt_state=opt_state)
+
+
+def test_container_types_are_checked_and_the_first_differing_one_is_named(tmp_path):
+    ts = make_state()
+    path = tmp_path / "adam.ckpt"
+    checkpoint.save(path, ts)
+    adam, rest = ts.opt_state[0], ts.opt_state[1:]
+    like = with_opt_state(ts, (ScaleByAdamaxState(*adam), *rest))
+    with pytest.raises(CheckpointError) as info:
+        checkpoint.load(path, like=like)
+    message = str(info.value)
+    assert ".opt_state[0]: ScaleByAdamState in file vs ScaleByAdamaxState expected" in message
+    assert message.count("ScaleByAdamaxState") == 1  # one line for the node, not one per leaf
+    checkpoint.save(path, [np.ones(2)])
+    with pytest.raises(CheckpointError, match=r"\(root\): list in file vs tuple expected"):
+        checkpoint.load(path, like=(np.ones(2),))
+
+
+def test_empty_subtrees_are_part_of_the_structure(tmp_path):
+    params = {"w": jnp.ones(3)}
+    path = tmp_path / "adam.ckpt"
+    checkpoint.save(path, fn.optim.adam(1e-3).init(params))
+    adamw = fn.optim.adamw(1e-3).init(params)  # adam's leaves plus one more EmptyState
+    with pytest.raises(CheckpointError, match=r"\[2\]: missing in file \(an empty EmptyState\)"):
+        checkpoint.load(path, like=adamw)
+    checkpoint.save(path, adamw)
+    with pytest.raises(CheckpointError, match=r"\[2\]: unexpected in file \(an empty Empty"):
+        checkpoint.load(path, like=fn.optim.adam(1e-3).init(params))
+    checkpoint.save(path, {"a": None, "b": {}, "w": np.ones(2)})
+    with pytest.raises(CheckpointError, match=r"\['a'\]: NoneType in file vs dict expected"):
+        checkpoint.load(path, like={"a": {}, "b": {}, "w": np.ones(2)})
+    assert checkpoint.load(path, like={"a": None, "b": {}, "w": np.ones(2)})["a"] is None
+
+
+def test_types_are_compared_by_name_so_optax_and_funcnets_states_interchange(tmp_path):
+    params = {"w": jnp.arange(3.0)}
+    state = fn.optim.adam(1e-3).init(params)
+    checkpoint.save(tmp_path / "c", state)
+    restored = checkpoint.load(tmp_path / "c", like=optax.adam(1e-3).init(params))
+    assert type(restored[0]) is optax.ScaleByAdamState
+
+
+def test_metadata_tells_apart_optimizers_whose_states_agree(tmp_path):
+    """adam and adamax have the same state tree; the metadata records which one made it."""
+    init = fn.train.init
+    net, key, shape = fn.Dense(2), jax.random.key(0), (1, 3)
+    adam = init(net, fn.optim.adam(1e-3), key, shape)
+    adamax = init(net, fn.optim.adamax(1e-3), key, shape)
+    path = tmp_path / "run.ckpt"
+    metadata = {"optimizer": "adam", "model": {"name": "mlp", "sizes": (64, 10)}, "lr": 1e-3}
+    checkpoint.save(path, adam, metadata=metadata)
+    assert checkpoint.read_metadata(path) == {
+        "optimizer": "adam",
+        "model": {"name": "mlp", "sizes": [64, 10]},
+        "lr": 1e-3,
+    }
+    checkpoint.load(path, like=adamax)  # the trees alone cannot tell them apart
+    same = {"model": {"sizes": (64, 10), "name": "mlp"}, "optimizer": "adam"}
+    assert_same(checkpoint.load(path, like=adam, expect=same), adam)
+    with pytest.raises(CheckpointError) as info:
+        checkpoint.load(path, like=adamax, expect={"optimizer": "adamax", "lr": 1e-3, "seed": 0})
+    message = str(info.value)
+    assert str(path) in message and "does not match `expect`" in message
+    assert 'optimizer: "adam" in file vs "adamax" expected' in message
+    assert "seed: missing in file vs 0 expected" in message
+    assert "lr" not in message
+
+
+@pytest.mark.parametrize(
+    "metadata", [["adam"], {"lr": float("nan")}, {"opt": object()}], ids=["list", "nan", "object"]
+)
+def test_metadata_must_be_a_json_object(tmp_path, metadata):
+    with pytest.raises(TypeError, match="metadata (must be a dict|is not JSON-serialisable)"):
+        checkpoint.save(tmp_path / "c", {"w": np.ones(2)}, metadata=metadata)
+    assert os.listdir(tmp_path) == []
+
+
+def edit_manifest(path, edit) -> None:
+    """Rewrites the checkpoint ``path`` with ``edit(manifest)`` as its manifest."""
+    with zipfile.ZipFile(path) as zf:
+        entries = {info.filename: zf.read(info) for info in zf.infolist()}
+    manifest = edit(json.loads(entries.pop("manifest.json")))
+    with zipfile.ZipFile(path, "w") as zf:
+        for name, data in entries.items():
+            zf.writestr(name, data)
+        zf.writestr("manifest.json", json.dumps(manifest))
+
+
+def test_read_metadata_refuses_a_corrupt_or_malformed_manifest(tmp_path):
+    path = tmp_path / "c"
+    checkpoint.save(path, {"w": np.ones(2)}, metadata={"optimizer": "adam"})
+    good = path.read_bytes()
+    at = good.index(b'"optimizer"')
+    path.write_bytes(good[:at] + b"X" + good[at + 1 :])
+    with pytest.raises(CheckpointError, match=str(path)):
+        checkpoint.read_metadata(path)
+    for fields in [{"metadata": ["adam"]}, {"empty": {}}, {"empty": [{"path": "x"}]}]:
+        path.write_bytes(good)
+        edit_manifest(path, lambda m, fields=fields: m | fields)
+        with pytest.raises(CheckpointError, match="malformed manifest.json"):
+            checkpoint.read_metadata(path)
+
+
+def as_version_1(manifest: dict) -> dict:
+    """The manifest that format version 1 wrote: no container types, empty subtrees, metadata."""
+    leaves = [{k: v for k, v in leaf.items() if k != "types"} for leaf in manifest["leaves"]]
+    return {"format": manifest["format"], "version": 1, "leaves": leaves}
+
+
+def test_version_1_files_load_without_type_checks_and_with_empty_metadata(tmp_path):
+    ts = make_state()
+    path = tmp_path / "v1.ckpt"
+    checkpoint.save(path, ts, metadata={"optimizer": "adam"})
+    edit_manifest(path, as_version_1)
+    assert_same(checkpoint.load(path, like=ts), ts)
+    adam, rest = ts.opt_state[0], ts.opt_state[1:]
+    checkpoint.load(path, like=with_opt_state(ts, (ScaleByAdamaxState(*adam), *rest, ())))
+    assert checkpoint.read_metadata(path) == {}
+    with pytest.raises(CheckpointError, match='optimizer: missing in file vs "adam" expected'):
+        checkpoint.load(path, like=ts, expect={"optimizer": "adam"})
+
+
+# The files around a checkpoint: stale temp files, symlinks, permissions, wrong paths.
+
+KILLED_SAVE = """
+import os, sys, time
+import numpy as np
+from funcnets import checkpoint
+
+def stall(fd):  # the archive is written; a SIGKILL now leaves its temp file behind
+    print("written", flush=True)
+    time.sleep(600)
+
+os.fsync = stall
+checkpoint.save(sys.argv[1], {"w": np.zeros(2**20, np.float32)})
+"""
+
+
+@pytest.mark.skipif(os.name != "posix", reason="stale temp files are cleaned on POSIX only")
+def test_next_save_removes_the_temp_file_of_a_killed_save_and_no_other(tmp_path):
+    path = tmp_path / "ckpt"
+    checkpoint.save(path, {"w": np.ones(2)})
+    proc = subprocess.Popen(
+        [sys.executable, "-c", KILLED_SAVE, str(path)], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert proc.stdout.readline() == "written\n"
+    finally:
+        proc.kill()
+        proc.wait()
+        proc.stdout.close()
+    (stale,) = [name for name in os.listdir(tmp_path) if name != "ckpt"]
+    match = re.fullmatch(rf"\.ckpt\.([0-9a-f]{{8}})\.{proc.pid}\.[0-9a-f]{{16}}\.tmp", stale)
+    assert match, stale
+    assert (tmp_path / stale).stat().st_size > 4 * 2**20
+    host, dead, hex16 = match[1], proc.pid, "0123456789abcdef"
+    others = [
+        f".ckpt.{host}.{os.getpid()}.{hex16}.tmp",  # a save in progress (this live process)
+        f".ckpt.{int(host, 16) ^ 1:08x}.{dead}.{hex16}.tmp",  # another host
+        f".other.{host}.{dead}.{hex16}.tmp",  # another target
+        f".ckpt.1.{host}.{dead}.{hex16}.tmp",  # another target whose name extends this one's
+    ]
+    for name in others:
+        (tmp_path / name).write_bytes(b"partial")
+    checkpoint.save(path, {"w": np.zeros(2)})
+    assert sorted(os.listdir(tmp_path)) == sorted(["ckpt", *others])
+    np.testing.assert_array_equal(checkpoint.load(path)["['w']"], np.zeros(2))
+
+
+@pytest.mark.skipif(os.name != "posix", reason="symlinks")
+def test_save_through_a_symlink_replaces_its_target_and_keeps_the_link(tmp_path):
+    (tmp_path / "runs").mkdir()
+    (tmp_path / "links").mkdir()
+    real, link = tmp_path / "runs" / "model.ckpt", tmp_path / "links" / "latest.ckpt"
+    checkpoint.save(real, {"w": np.zeros(2)})
+    link.symlink_to("../runs/model.ckpt")
+    checkpoint.save(link, {"w": np.ones(2)})
+    assert link.is_symlink() and os.readlink(link) == "../runs/model.ckpt"
+    np.testing.assert_array_equal(checkpoint.load(real)["['w']"], np.ones(2))
+    assert os.listdir(tmp_path / "links") == ["latest.ckpt"]
+    assert os.listdir(tmp_path / "runs") == ["model.ckpt"]
+    dangling = tmp_path / "links" / "next.ckpt"
+    dangling.symlink_to("../runs/next.ckpt")
+    checkpoint.save(dangling, {"w": np.ones(2)})  # like open(link, "w"): creates the target
+    assert dangling.is_symlink() and (tmp_path / "runs" / "next.ckpt").is_file()
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX permission bits")
+def test_overwriting_keeps_the_file_mode_and_a_new_file_follows_the_umask(tmp_path):
+    path = tmp_path / "c"
+    checkpoint.save(path, {"w": np.zeros(2)})
+    umask = os.umask(0)
+    os.umask(umask)
+    assert path.stat().st_mode & 0o7777 == 0o666 & ~umask
+    for mode in (0o604, 0o400):
+        path.chmod(mode)
+        checkpoint.save(path, {"w": np.ones(2)})
+        assert path.stat().st_mode & 0o7777 == mode
+
+
+@pytest.mark.skipif(os.name != "posix", reason="symlinks")
+def test_loading_a_directory_or_a_broken_symlink_says_so(tmp_path):
+    with pytest.raises(CheckpointError, match="is a directory, not a checkpoint file"):
+        checkpoint.load(tmp_path)
+    link = tmp_path / "latest.ckpt"
+    link.symlink_to("epoch-0003.ckpt")
+    for read in (checkpoint.load, checkpoint.read_metadata):
+        with pytest.raises(FileNotFoundError, match="broken symlink to 'epoch-0003.ckpt'") as info:
+            read(link)
+        assert str(link) in str(info.value)

@@ -5,6 +5,7 @@
 - ``load_digits``: the 8x8 UCI digits bundled with funcnets, with a fixed train/test split.
 - ``xor``, ``spirals``, ``moons``, ``sine``: synthetic sets, pure functions of a key.
 - ``read_idx``: any IDX file, raw or gzip-compressed, as a numpy array.
+- ``split``: a validation split held out of the training data, by a key.
 - ``batches``: minibatches of in-memory arrays, shuffled by a key.
 - ``random_crop``, ``random_flip``, ``gaussian_noise``: jittable, key-first augmentation.
 
@@ -18,6 +19,7 @@ from funcnets.data.digits import load_digits
 from funcnets.data.files import DataError
 from funcnets.data.idx import read_idx
 from funcnets.data.mnist import load_fashion_mnist, load_mnist
+from funcnets.data.split import split
 from funcnets.data.synthetic import moons, sine, spirals, xor
 
 __all__ = [
@@ -33,5 +35,6 @@ __all__ = [
     "read_idx",
     "sine",
     "spirals",
+    "split",
     "xor",
 ]

@@ -12,14 +12,18 @@ import csv
 import math
 import os
 import re
+import secrets
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from funcnets import checkpoint
 from funcnets.train.state import TrainState
+from funcnets.train.step import all_finite
 
 
 class Callback:
@@ -41,11 +45,12 @@ class EarlyStopping(Callback):
     """Stops when ``monitor`` has not improved for ``patience`` epochs (Keras's rule).
 
     An epoch improves when its value beats the best so far by more than
-    ``min_delta`` (lower is better, or higher for names containing
-    "acc"). After ``patience`` epochs in a row without improvement, training
-    stops. With ``restore_best``, `fit` returns the `TrainState` as it was at
-    the end of the best epoch (params, state, optimizer state, step and key),
-    so a later ``fit(ts=...)`` resumes from there.
+    ``min_delta``: lower is better with ``mode="min"``, higher with
+    ``"max"``; ``"auto"`` picks ``"max"`` for names containing "acc" and
+    ``"min"`` otherwise. After ``patience`` epochs in a row without
+    improvement, training stops. With ``restore_best``, training returns the
+    `TrainState` as it was at the end of the best epoch (params, state,
+    optimizer state, step and key), so a later run resumes from there.
     """
 
     def __init__(
@@ -54,14 +59,17 @@ class EarlyStopping(Callback):
         patience: int = 5,
         min_delta: float = 0.0,
         restore_best: bool = True,
+        mode: str = "auto",
     ) -> None:
         if patience < 0 or min_delta < 0:
             raise ValueError(
                 f"EarlyStopping: patience and min_delta must be >= 0, got {patience}, {min_delta}"
             )
+        if mode not in ("auto", "min", "max"):
+            raise ValueError(f'EarlyStopping: mode must be "auto", "min" or "max", got {mode!r}')
         self.monitor, self.patience, self.min_delta = monitor, patience, min_delta
         self.restore_best = restore_best
-        self.higher_is_better = "acc" in monitor
+        self.higher_is_better = mode == "max" or (mode == "auto" and "acc" in monitor)
 
     def on_train_begin(self, ts: TrainState) -> None:
         self.best, self.best_epoch, self.best_ts, self.wait = math.nan, 0, None, 0
@@ -83,7 +91,7 @@ class EarlyStopping(Callback):
         value = float(logs[self.monitor])
         if self._improved(value):
             self.best, self.best_epoch, self.wait = value, epoch, 0
-            # A copy: fit donates the buffers of the state it trains on.
+            # A copy: the engine donates the buffers of the state it trains on.
             self.best_ts = jax.tree.map(jnp.copy, ts) if self.restore_best else None
             return False
         self.wait += 1
@@ -96,15 +104,25 @@ class EarlyStopping(Callback):
         return self.best_ts if self.restore_best and self.best_ts is not None else ts
 
 
-class Checkpoint(Callback):
-    """Saves the `TrainState` every ``every`` epochs, keeping the newest ``keep`` files.
+def _key_data(ts: TrainState) -> list[int]:
+    return np.asarray(jax.random.key_data(ts.key)).ravel().tolist()
 
-    Files are ``directory/epoch-0007.ckpt``, written atomically by
-    `funcnets.checkpoint.save` and read back with
-    ``fn.checkpoint.load(path, like=ts)``. `latest` finds the newest one.
+
+class Checkpoint(Callback):
+    """Saves the `TrainState` every ``every`` epochs, keeping this run's newest ``keep`` files.
+
+    A directory may hold several runs, and a run never touches another's
+    files. Each file is ``directory/epoch-0007-<run>.ckpt``, written
+    atomically by `funcnets.checkpoint.save` with metadata ``{"run", "epoch",
+    "step"}``, and read back with ``fn.checkpoint.load(path, like=ts)``. A
+    run that starts from a state saved in ``directory`` (same step and key)
+    continues that run's files; any other run gets a new run id, and a
+    warning when the directory already holds other runs' checkpoints, which
+    it never rotates away. `latest` finds the newest file of the run written
+    last.
     """
 
-    PATTERN = re.compile(r"epoch-(\d+)\.ckpt$")
+    PATTERN = re.compile(r"epoch-(\d+)(?:-([0-9a-f]+))?\.ckpt$")
 
     def __init__(
         self, directory: str | os.PathLike[str], every: int = 1, keep: int | None = 3
@@ -112,47 +130,118 @@ class Checkpoint(Callback):
         if every < 1 or (keep is not None and keep < 1):
             raise ValueError(f"Checkpoint: every and keep must be >= 1, got {every}, {keep}")
         self.directory, self.every, self.keep = Path(directory), every, keep
+        self.run: str | None = None
 
     def on_train_begin(self, ts: TrainState) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
+        found = self.files(self.directory)
+        step, key = int(ts.step), _key_data(ts)
+        for path in found:
+            meta = _metadata(path)
+            if meta.get("step") == step and meta.get("key") == key and meta.get("run"):
+                self.run = meta["run"]
+                return
+        self.run = secrets.token_hex(4)
+        if found:
+            warnings.warn(
+                f"Checkpoint: {self.directory} already holds {len(found)} checkpoint(s) of "
+                f"other runs ({found[0].name} ...); they are kept, and this run's files are "
+                f"named epoch-NNNN-{self.run}.ckpt",
+                stacklevel=2,
+            )
 
     def on_epoch_end(self, epoch: int, ts: TrainState, logs: Mapping[str, float]) -> bool:
         if epoch % self.every == 0:
-            checkpoint.save(self.directory / f"epoch-{epoch:04d}.ckpt", ts)
+            if not bool(all_finite(ts.params, ts.state, ts.opt_state)):
+                raise FloatingPointError(
+                    f"Checkpoint: the state after epoch {epoch} is not finite; not saved"
+                )
+            meta = {"run": self.run, "epoch": epoch, "step": int(ts.step), "key": _key_data(ts)}
+            checkpoint.save(self.directory / f"epoch-{epoch:04d}-{self.run}.ckpt", ts,
+                            metadata=meta)  # fmt: skip
             if self.keep is not None:
-                for old in self.files(self.directory)[: -self.keep]:
+                for old in self.files(self.directory, run=self.run)[: -self.keep]:
                     old.unlink()
         return False
 
     @classmethod
-    def files(cls, directory: str | os.PathLike[str]) -> list[Path]:
-        """The checkpoint files in ``directory``, oldest first."""
-        found = [p for p in Path(directory).glob("epoch-*.ckpt") if cls.PATTERN.search(p.name)]
-        return sorted(found, key=lambda p: int(cls.PATTERN.search(p.name).group(1)))
+    def files(cls, directory: str | os.PathLike[str], run: str | None = None) -> list[Path]:
+        """The checkpoint files in ``directory`` (of one ``run``, if given), oldest first.
+
+        Oldest means written first (then lower epoch first).
+        """
+        found = []
+        for path in Path(directory).glob("epoch-*.ckpt"):
+            if cls.PATTERN.search(path.name):
+                epoch, owner = cls._parse(path)
+                if run is None or owner == run:
+                    found.append((path.stat().st_mtime_ns, epoch, path))
+        return [path for *_, path in sorted(found)]
 
     @classmethod
     def latest(cls, directory: str | os.PathLike[str]) -> Path | None:
-        """The newest checkpoint file in ``directory``, or None."""
+        """The newest checkpoint of the run that wrote last in ``directory``, or None."""
         files = cls.files(directory)
-        return files[-1] if files else None
+        if not files:
+            return None
+        run = cls._parse(files[-1])[1]
+        return max((p for p in files if cls._parse(p)[1] == run), key=lambda p: cls._parse(p)[0])
+
+    @classmethod
+    def _parse(cls, path: Path) -> tuple[int, str | None]:
+        """``(epoch, run)`` of a checkpoint file's name (run None for unnamed old files)."""
+        match = cls.PATTERN.search(path.name)
+        if match is None:
+            raise ValueError(f"{path.name} is not a checkpoint file name")
+        return int(match.group(1)), match.group(2)
+
+
+def _metadata(path: Path) -> dict:
+    try:
+        return checkpoint.read_metadata(path)
+    except (checkpoint.CheckpointError, OSError):
+        return {}
 
 
 class CSVLogger(Callback):
-    """Appends one row of metrics per epoch to a CSV file (header on the first row)."""
+    """Writes one row of metrics per epoch to a CSV file, continuing it across resumes.
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
-        self.path = Path(path)
+    A run that continues from epoch ``e`` (``ts.epoch``) keeps the file's rows
+    of epochs ``1..e`` and drops later ones (epochs of an interrupted attempt
+    that are trained again), so every epoch appears once. A fresh run
+    (``ts.epoch == 0``) refuses a file holding another run's log unless
+    ``overwrite=True``. The file is rewritten atomically after each epoch;
+    new metric names become new columns.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], overwrite: bool = False) -> None:
+        self.path, self.overwrite = Path(path), overwrite
 
     def on_train_begin(self, ts: TrainState) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.columns: list[str] | None = None
+        self.columns: list[str] = ["epoch"]
+        self.rows: list[dict[str, str]] = []
+        if not self.path.exists() or self.path.stat().st_size == 0:
+            return
+        start = int(ts.epoch)
+        if start == 0 and not self.overwrite:
+            raise ValueError(
+                f"CSVLogger: {self.path} holds the log of another run; pass a new path, or "
+                "overwrite=True to replace it"
+            )
+        with open(self.path, newline="") as f:
+            reader = csv.DictReader(f)
+            self.columns = list(reader.fieldnames or ["epoch"])
+            self.rows = [row for row in reader if start and int(row["epoch"]) <= start]
 
     def on_epoch_end(self, epoch: int, ts: TrainState, logs: Mapping[str, float]) -> bool:
-        row = {"epoch": epoch, **logs}
-        if self.columns is None:
-            self.columns = list(row)
-            with open(self.path, "w", newline="") as f:
-                csv.writer(f).writerow(self.columns)
-        with open(self.path, "a", newline="") as f:
-            csv.writer(f).writerow([row.get(c, "") for c in self.columns])
+        row = {"epoch": str(epoch), **{k: repr(float(v)) for k, v in logs.items()}}
+        self.columns += [name for name in row if name not in self.columns]
+        self.rows.append(row)
+        tmp = self.path.with_name(f".{self.path.name}.tmp")
+        with open(tmp, "w", newline="") as f:
+            writer = csv.DictWriter(f, self.columns, restval="")
+            writer.writeheader()
+            writer.writerows(self.rows)
+        os.replace(tmp, self.path)
         return False

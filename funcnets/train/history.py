@@ -5,6 +5,10 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterator, Mapping
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 
 class History(Mapping[str, list[float]]):
@@ -31,6 +35,10 @@ class History(Mapping[str, list[float]]):
     def __len__(self) -> int:
         return len(self._metrics)
 
+    def first(self, epochs: int) -> History:
+        """The history of the first ``epochs`` epochs (what a run resumed there had)."""
+        return History({name: values[:epochs] for name, values in self._metrics.items()})
+
     @property
     def epochs(self) -> int:
         """The number of epochs recorded."""
@@ -51,11 +59,13 @@ class History(Mapping[str, list[float]]):
         with open(path) as f:
             return cls(json.load(f))
 
-    def plot(self, path: str | os.PathLike[str]) -> None:
-        """Draws loss and accuracy curves (train and validation) to a PNG file.
+    def plot(self, path: str | os.PathLike[str] | None = None) -> Figure:
+        """Draws loss and metric curves (train and validation); returns the figure.
 
         One panel for the losses and one for every other metric, x-axis in
-        epochs. Uses matplotlib's non-interactive Agg backend.
+        epochs, on matplotlib's non-interactive Agg backend. With ``path`` the
+        figure is also saved there as PNG; without, a notebook shows the
+        returned figure.
         """
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
@@ -73,4 +83,6 @@ class History(Mapping[str, list[float]]):
             axes.grid(alpha=0.3)
             axes.legend()
         figure.tight_layout()
-        figure.savefig(path, dpi=100)
+        if path is not None:
+            figure.savefig(path, dpi=100)
+        return figure

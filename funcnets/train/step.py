@@ -1,19 +1,33 @@
-"""One training step: forward, backward, optimizer update, as a pure function."""
+"""Training steps: pure functions ``step(ts, batch) -> (ts, metrics)``.
+
+`objective_step` turns any objective ``(params, state, batch, key) -> (loss,
+(new_state, metrics))`` into a step; `make_step` is the supervised objective
+``loss_fn(net(x), y)`` on top of it. Both apply an update only when the loss,
+the gradients and the updates are finite (`guarded_update`), and say so in
+``metrics["finite"]``, the flag `fn.train.run` reads for its non-finite guard.
+"""
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Mapping
 from typing import Any
 
 import jax
 import jax.numpy as jnp
+from jax import lax
 
 from funcnets.layers.base import Layer
 from funcnets.optim.base import apply_updates
-from funcnets.train.metrics import Metric
+from funcnets.train.metrics import Metric, MetricSpec, resolve
 from funcnets.train.state import TrainState
 
-Batch = tuple[jax.Array, jax.Array]
+Step = Callable[[TrainState, Any], tuple[TrainState, dict[str, jax.Array]]]
+Objective = Callable[[Any, Any, Any, jax.Array], tuple[jax.Array, tuple[Any, dict[str, Any]]]]
+
+#: The metrics key in which a step reports whether it applied its update.
+FINITE = "finite"
+_AUGMENT_STREAM = 0x41554721  # fold_in tag separating augmentation keys from layer keys
 
 
 def step_key(ts: TrainState) -> jax.Array:
@@ -21,44 +35,137 @@ def step_key(ts: TrainState) -> jax.Array:
     return jax.random.fold_in(ts.key, ts.step)
 
 
-def loss_and_gradients(
+def all_finite(*trees: Any) -> jax.Array:
+    """True (a bool scalar) when every floating-point leaf of ``trees`` is finite."""
+    checks = [
+        jnp.all(jnp.isfinite(leaf))
+        for leaf in jax.tree.leaves(trees)
+        if jnp.issubdtype(jnp.result_type(leaf), jnp.inexact)
+    ]
+    return jnp.stack(checks).all() if checks else jnp.asarray(True)
+
+
+def global_norm(tree: Any) -> jax.Array:
+    """``sqrt(sum of squares)`` over every leaf, in float32: the gradient norm of a step."""
+    squares = [jnp.sum(jnp.square(leaf.astype(jnp.float32))) for leaf in jax.tree.leaves(tree)]
+    return jnp.sqrt(sum(squares)) if squares else jnp.zeros((), jnp.float32)
+
+
+def _takes_extra_args(optimizer: Any) -> bool:
+    """Whether ``optimizer.update`` accepts keywords such as optax's ``value=``."""
+    try:
+        parameters = inspect.signature(optimizer.update).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    return any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters)
+
+
+def _update(optimizer: Any, grads: Any, opt_state: Any, params: Any, loss: jax.Array):
+    """``optimizer.update``, handing the loss to optimizers that take it (``value=``)."""
+    extra = {"value": loss} if _takes_extra_args(optimizer) else {}
+    return optimizer.update(grads, opt_state, params, **extra)
+
+
+def guarded_update(
+    optimizer: Any, grads: Any, opt_state: Any, params: Any, loss: jax.Array
+) -> tuple[Any, Any, jax.Array]:
+    """One optimizer update, applied only if ``loss``, ``grads`` and the updates are finite.
+
+    For hand-written steps (e.g. one update per network of a GAN). Returns
+    ``(params, opt_state, finite)``; when ``finite`` is False both come back
+    unchanged. Optimizers whose ``update`` takes keywords (optax's
+    ``GradientTransformationExtraArgs``, e.g. ``reduce_on_plateau``) get
+    ``value=loss``.
+    """
+    updates, new_opt_state = _update(optimizer, grads, opt_state, params, loss)
+    finite = all_finite(loss, grads, updates)
+    # A conditional, not a select: the update stays in place and costs nothing when rejected.
+    params, opt_state = lax.cond(
+        finite,
+        lambda: (apply_updates(params, updates), new_opt_state),
+        lambda: (params, opt_state),
+    )
+    return params, opt_state, finite
+
+
+def objective_step(objective: Objective, optimizer: Any) -> Step:
+    """A step from ``objective(params, state, batch, key) -> (loss, (new_state, metrics))``.
+
+    The step differentiates ``loss`` with respect to ``ts.params``
+    (``jax.value_and_grad(..., has_aux=True)``, so ``state`` gets no
+    gradient), calls ``objective`` with the step's key ``fold_in(ts.key,
+    ts.step)``, and applies one update of ``optimizer`` when the loss, the
+    metrics, the gradients and the updates are all finite; otherwise
+    params, state and optimizer state stay as they were. ``ts.step``
+    advances either way.
+
+    Its metrics are ``{"loss": loss, **metrics, "grad_norm": ‖grads‖, "finite":
+    applied}``; an objective that adds a penalty can report its data loss
+    under ``"loss"`` and the penalty under its own name.
+
+    Example:
+        >>> import jax, jax.numpy as jnp, funcnets as fn
+        >>> net = fn.Dense(4)
+        >>> def reconstruction(params, state, x, key):
+        ...     y, state = net.apply(params, state, x, key=key, train=True)
+        ...     return fn.losses.mse(y, x), (state, {})
+        >>> step = jax.jit(fn.train.objective_step(reconstruction, fn.optim.adam(1e-2)))
+        >>> ts = fn.train.init(net, fn.optim.adam(1e-2), jax.random.key(0), (8, 4))
+        >>> ts, metrics = step(ts, jnp.ones((8, 4)))
+        >>> sorted(metrics)
+        ['finite', 'grad_norm', 'loss']
+    """
+    value_and_grad = jax.value_and_grad(objective, has_aux=True)
+
+    def step(ts: TrainState, batch: Any) -> tuple[TrainState, dict[str, jax.Array]]:
+        (loss, (new_state, values)), grads = value_and_grad(
+            ts.params, ts.state, batch, step_key(ts)
+        )
+        updates, new_opt_state = _update(optimizer, grads, ts.opt_state, ts.params, loss)
+        finite = all_finite(loss, values, grads, updates)
+        params, state, opt_state = lax.cond(
+            finite,
+            lambda: (apply_updates(ts.params, updates), new_state, new_opt_state),
+            lambda: (ts.params, ts.state, ts.opt_state),
+        )
+        metrics = {"loss": loss, **values, "grad_norm": global_norm(grads), FINITE: finite}
+        return ts._replace(params=params, state=state, opt_state=opt_state, step=ts.step + 1), {
+            name: jnp.asarray(value) for name, value in metrics.items()
+        }
+
+    return step
+
+
+def supervised_objective(
     net: Layer,
     loss_fn: Callable[[jax.Array, jax.Array], jax.Array],
-    penalty: Callable[[Any], jax.Array] | None,
-    metrics: Mapping[str, Metric],
-) -> Callable[[TrainState, Batch], tuple[jax.Array, Any, Any, dict[str, jax.Array]]]:
-    """The first half of a step: ``(ts, batch) -> (loss, grads, new layer state, metrics)``.
+    *,
+    penalty: Callable[[Any], jax.Array] | None = None,
+    metrics: Mapping[str, Metric] | None = None,
+    augment: Callable[[jax.Array, jax.Array], jax.Array] | None = None,
+) -> Objective:
+    """The objective ``loss_fn(net(x), y) + penalty(params)`` on ``batch = (x, y)``.
 
-    ``loss`` is the optimised objective (data loss plus penalty); each metric
-    is evaluated on the training outputs of this batch.
+    Reports ``loss`` (the data loss alone), ``penalty`` (when given) and each
+    of ``metrics`` on this batch's training outputs.
     """
+    extra = {name: m for name, m in (metrics or {}).items() if name != "loss"}
 
-    def objective(params, state, x, y, key):
-        outputs, new_state = net.apply(params, state, x, key=key, train=True)
-        loss = loss_fn(outputs, y)
-        if penalty is not None:
-            loss = loss + penalty(params)
-        return loss, (new_state, outputs)
-
-    def compute(ts: TrainState, batch: Batch):
+    def objective(params, state, batch, key):
         x, y = batch
-        (loss, (new_state, outputs)), grads = jax.value_and_grad(objective, has_aux=True)(
-            ts.params, ts.state, x, y, step_key(ts)
-        )
-        values = {
-            name: loss if name == "loss" else jnp.asarray(metric(outputs, y), jnp.float32)
-            for name, metric in metrics.items()
-        }
-        return loss, grads, new_state, values
+        if augment is not None:
+            x = augment(jax.random.fold_in(key, _AUGMENT_STREAM), x)
+        outputs, new_state = net.apply(params, state, x, key=key, train=True)
+        data_loss = loss_fn(outputs, y)
+        values = {"loss": data_loss}
+        values.update({name: jnp.asarray(m(outputs, y), jnp.float32) for name, m in extra.items()})
+        loss = data_loss
+        if penalty is not None:
+            values["penalty"] = penalty(params)
+            loss = loss + values["penalty"]
+        return loss, (new_state, values)
 
-    return compute
-
-
-def apply_gradients(optimizer: Any, ts: TrainState, grads: Any, new_state: Any) -> TrainState:
-    """The second half of a step: one optimizer update, the new layer state, ``step + 1``."""
-    updates, opt_state = optimizer.update(grads, ts.opt_state, ts.params)
-    params = apply_updates(ts.params, updates)
-    return TrainState(params, new_state, opt_state, ts.step + 1, ts.key)
+    return objective
 
 
 def make_step(
@@ -67,24 +174,34 @@ def make_step(
     optimizer: Any,
     *,
     penalty: Callable[[Any], jax.Array] | None = None,
-) -> Callable[[TrainState, Batch], tuple[TrainState, dict[str, jax.Array]]]:
-    """A pure, jittable training step ``(ts, (x, y)) -> (ts, {"loss": loss})``.
+    metrics: MetricSpec = ("loss",),
+    augment: Callable[[jax.Array, jax.Array], jax.Array] | None = None,
+) -> Step:
+    """A pure, jittable supervised step ``(ts, (x, y)) -> (ts, metrics)``.
 
-    Computes ``loss_fn(net(x), y) + penalty(params)`` and its gradient with
-    ``jax.value_and_grad(..., has_aux=True)`` (the layer state rides along as
-    the auxiliary output, so it never gets gradients), applies one optimizer
-    update, and advances ``ts.step``. Dropout masks use the key
-    ``fold_in(ts.key, ts.step)``. Any funcnets or optax optimizer works.
+    Minimises ``loss_fn(net(x), y) + penalty(params)`` with one update of
+    ``optimizer`` (any funcnets or optax optimizer), through `objective_step`:
+    dropout uses the key ``fold_in(ts.key, ts.step)``, a non-finite step is
+    not applied. ``augment(key, x)`` transforms each training batch inside
+    the step. ``x`` may be any pytree the net takes (e.g. ``(tokens,
+    lengths)``).
+
+    Returns metrics ``loss`` (the data loss), ``penalty`` (with a penalty),
+    each of ``metrics`` (names or functions ``(outputs, targets) -> scalar``),
+    ``grad_norm`` and ``finite``.
 
     Example:
+        >>> import jax, jax.numpy as jnp, funcnets as fn
+        >>> net = fn.models.mlp([16, 3])
         >>> step = jax.jit(fn.train.make_step(net, fn.losses.sparse_cross_entropy,
-        ...                                   fn.optim.adam(1e-3)), donate_argnums=0)
-        >>> ts, metrics = step(ts, (x, y))  # doctest: +SKIP
+        ...                                   fn.optim.adam(1e-3), metrics=("loss", "accuracy")),
+        ...                donate_argnums=0)
+        >>> ts = fn.train.init(net, fn.optim.adam(1e-3), jax.random.key(0), (32, 5))
+        >>> ts, metrics = step(ts, (jnp.ones((32, 5)), jnp.zeros(32, jnp.int32)))
+        >>> sorted(metrics)
+        ['accuracy', 'finite', 'grad_norm', 'loss']
     """
-    compute = loss_and_gradients(net, loss_fn, penalty, {"loss": loss_fn})
-
-    def step(ts: TrainState, batch: Batch) -> tuple[TrainState, dict[str, jax.Array]]:
-        _, grads, new_state, values = compute(ts, batch)
-        return apply_gradients(optimizer, ts, grads, new_state), values
-
-    return step
+    objective = supervised_objective(
+        net, loss_fn, penalty=penalty, metrics=resolve(metrics, loss_fn), augment=augment
+    )
+    return objective_step(objective, optimizer)

@@ -112,13 +112,9 @@ def test_strategies_agree(xor_data):
 def test_auto_strategy_follows_the_measured_rule():
     def chosen(net, shape):
         x, y = jnp.ones(shape), jnp.zeros(shape[0], jnp.int32)
-        trainer = fn.train.loop._Trainer(
-            net, CE, fn.optim.adam(1e-3), None, {"loss": CE}, "raise", None, None
-        )
         ts = fn.train.init(net, fn.optim.adam(1e-3), jax.random.key(0), shape)
-        return fn.train.choose_strategy(
-            trainer, ts, trainer.empty_sums(), x, y, jnp.arange(shape[0]), shape[0]
-        )
+        step = fn.train.make_step(net, CE, fn.optim.adam(1e-3))
+        return fn.train.choose_strategy(jax.jit(step).lower(ts, (x, y)).as_text())
 
     assert chosen(fn.models.mlp([16, 10]), (8, 8, 8, 1)) == "epoch"
     expected_conv = "loop" if jax.default_backend() == "cpu" else "epoch"
@@ -127,6 +123,7 @@ def test_auto_strategy_follows_the_measured_rule():
         chosen(fn.Sequential(fn.Conv2D(2, 3), fn.Flatten(), fn.Dense(10)), (8, 8, 8, 8))
         == expected_conv
     )
+    assert fn.train.choose_strategy("while", backend="gpu") == "epoch"
 
 
 def test_batch_stochastic_and_minibatch_gradient_descent(xor_data):
@@ -185,7 +182,7 @@ def test_absurd_learning_rate_raises_naming_epoch_and_step(xor_data, tmp_path):
                            key=jax.random.key(0), progress=False)  # fmt: skip
     checkpoint = fn.train.Checkpoint(tmp_path, keep=None)
     with pytest.raises(
-        FloatingPointError, match=r"non-finite loss at epoch 2, step \d+ of the epoch"
+        FloatingPointError, match=r"non-finite loss, gradients or updates at epoch 2, step \d+ "
     ):
         fn.train.fit(net, CE, fn.optim.sgd(1e35), xor_data[0], epochs=3, batch_size=40, ts=good,
                      callbacks=[checkpoint], progress=False)  # fmt: skip
@@ -221,13 +218,13 @@ def test_checkpoint_and_csv_callbacks(xor_data, tmp_path):
                                key=jax.random.key(0), val_data=xor_data[1], callbacks=[ckpt, log],
                                progress=False)  # fmt: skip
     assert [p.name for p in ckpt.files(tmp_path / "ckpts")] == [
-        "epoch-0004.ckpt",
-        "epoch-0006.ckpt",
+        f"epoch-0004-{ckpt.run}.ckpt",
+        f"epoch-0006-{ckpt.run}.ckpt",
     ]
     loaded = fn.checkpoint.load(ckpt.latest(tmp_path / "ckpts"), like=ts)
     assert int(loaded.step) == 6 * 4
     rows = (tmp_path / "log.csv").read_text().splitlines()
-    assert rows[0] == "epoch,loss,accuracy,val_loss,val_accuracy" and len(rows) == 8
+    assert rows[0] == "epoch,loss,accuracy,grad_norm,val_loss,val_accuracy" and len(rows) == 8
     history.to_json(tmp_path / "h.json")
     assert json.loads((tmp_path / "h.json").read_text())["val_accuracy"] == history["val_accuracy"]
     history.plot(tmp_path / "curves.png")
@@ -247,6 +244,7 @@ def test_user_metrics_and_evaluate_and_predict(xor_data):
         "loss",
         "accuracy",
         "error_rate",
+        "grad_norm",
         "val_loss",
         "val_accuracy",
         "val_error_rate",
@@ -305,7 +303,7 @@ def test_fit_validates_its_arguments(xor_data):
     kw = dict(epochs=1, batch_size=8, key=jax.random.key(0), progress=False)
     with pytest.raises(ValueError, match="on_nan"):
         fn.train.fit(net, CE, fn.optim.adam(1e-3), xor_data[0], on_nan="ignore", **kw)
-    with pytest.raises(ValueError, match="x has 400 examples but y has 399"):
+    with pytest.raises(ValueError, match=r"train_data\[0\] has 400, train_data\[1\] has 399"):
         fn.train.fit(net, CE, fn.optim.adam(1e-3), (xor_data[0][0], xor_data[0][1][:-1]), **kw)
     with pytest.raises(ValueError, match="batch_size"):
         fn.train.fit(net, CE, fn.optim.adam(1e-3), xor_data[0], **{**kw, "batch_size": 0})

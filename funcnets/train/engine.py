@@ -1,0 +1,134 @@
+"""The guarded step and the cache of its compiled runners.
+
+`Engine` wraps a user's ``step(ts, batch) -> (ts, metrics)`` with the
+non-finite guard and the per-epoch metric sums, and compiles it once per
+``(steps, batch_size)``: one minibatch from a permutation, ``steps`` of them
+in a ``lax.scan``, or a given batch (the iterator path). The sums and the
+state are donated, so parameters are updated in place.
+
+The guard: a step is good when its metrics are finite and, if it reports
+``metrics["finite"]`` (funcnets' steps do), that flag is True; such a step
+promises that it applied nothing when it says False. For a step that does
+not report it, the engine checks the new params, state and optimizer state
+itself and falls back to the old ones (a select over the state: one more pass
+over it per step). With ``on_nan="raise"`` the state freezes at the last good
+step (no later step runs) and `run` raises once the compiled call returns;
+with ``"skip"`` a bad step is dropped and the next one runs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+from jax import lax
+
+from funcnets.train.state import TrainState
+from funcnets.train.step import FINITE, Step, all_finite
+
+Sums = dict[str, jax.Array]
+
+
+def batch_size_of(batch: Any) -> int:
+    """The leading (example) dimension shared by every leaf of ``batch``."""
+    return jax.tree.leaves(batch)[0].shape[0]
+
+
+class Engine:
+    """The compiled pieces of one run of ``step``; see the module docstring."""
+
+    def __init__(
+        self,
+        step: Step,
+        metric_shapes: dict[str, Any],
+        on_nan: str,
+        batch_sharding: jax.sharding.NamedSharding | None = None,
+    ) -> None:
+        self.step, self.on_nan, self.batch_sharding = step, on_nan, batch_sharding
+        self.vouches = FINITE in metric_shapes
+        self.names = sorted(set(metric_shapes) - {FINITE}, key=lambda n: (n != "loss", n))
+        self.zero_metrics = {n: jnp.zeros(metric_shapes[n].shape, metric_shapes[n].dtype)
+                             for n in self.names}  # fmt: skip
+        self.runners: dict[Any, Callable] = {}
+
+    def empty_sums(self) -> Sums:
+        """The per-epoch accumulator: metric sums, example count, first bad step, skips."""
+        sums = {name: jnp.zeros((), jnp.float32) for name in self.names}
+        sums["count"] = jnp.zeros((), jnp.float32)
+        sums["bad_step"] = jnp.full((), -1, jnp.int32)
+        sums["skipped"] = jnp.zeros((), jnp.int32)
+        return sums
+
+    def _attempt(self, ts: TrainState, batch: Any) -> tuple[TrainState, dict, jax.Array]:
+        """Runs the step; returns the state to keep, its metrics and whether it was good."""
+        new_ts, metrics = self.step(ts, batch)
+        metrics = dict(metrics)
+        vouched = metrics.pop(FINITE, None)
+        values = {name: metrics[name] for name in self.names}
+        if vouched is not None:
+            ok = all_finite(values) & vouched
+        else:
+            trained = (new_ts.params, new_ts.state, new_ts.opt_state)
+            ok = all_finite(values, trained)
+            kept = jax.tree.map(lambda a, b: jnp.where(ok, a, b), trained,
+                                (ts.params, ts.state, ts.opt_state))  # fmt: skip
+            new_ts = new_ts._replace(params=kept[0], state=kept[1], opt_state=kept[2])
+        if self.on_nan == "raise":  # freeze at the last good state: run raises afterwards
+            new_ts = new_ts._replace(step=jnp.where(ok, new_ts.step, ts.step))
+        return new_ts, values, ok
+
+    def guarded(self, ts: TrainState, sums: Sums, batch: Any) -> tuple[TrainState, Sums]:
+        """One step, guarded, with its metrics added to the epoch's sums."""
+        if self.batch_sharding is not None:
+            devices = self.batch_sharding.mesh.shape["data"]
+            if batch_size_of(batch) % devices == 0:
+                batch = jax.tree.map(
+                    lambda a: lax.with_sharding_constraint(a, self.batch_sharding), batch
+                )
+        no_bad_yet = sums["bad_step"] < 0
+        if self.on_nan == "raise":  # after a bad step, later steps of the call do nothing
+            new_ts, values, ok = lax.cond(
+                no_bad_yet,
+                lambda: self._attempt(ts, batch),
+                lambda: (ts, self.zero_metrics, jnp.asarray(False)),
+            )
+        else:
+            new_ts, values, ok = self._attempt(ts, batch)
+        weight = jnp.where(ok, jnp.float32(batch_size_of(batch)), 0.0)
+        new_sums = {
+            name: sums[name] + jnp.where(ok, values[name].astype(jnp.float32), 0.0) * weight
+            for name in self.names
+        }
+        new_sums["count"] = sums["count"] + weight
+        new_sums["bad_step"] = jnp.where(no_bad_yet & ~ok, ts.step, sums["bad_step"])
+        new_sums["skipped"] = sums["skipped"] + (~ok).astype(jnp.int32)
+        return new_ts, new_sums
+
+    def runner(self, steps: int, batch_size: int) -> Callable:
+        """A compiled call training on ``steps`` minibatches of ``batch_size`` from a permutation.
+
+        ``run(ts, sums, data, perm, offset)`` trains on ``data[perm[offset:]]``
+        in order, one minibatch after another; ``ts`` and ``sums`` are donated.
+        """
+        if (steps, batch_size) not in self.runners:
+
+            def one(carry, i, data, perm, offset):
+                idx = lax.dynamic_slice_in_dim(perm, offset + i * batch_size, batch_size)
+                return self.guarded(*carry, jax.tree.map(lambda a: jnp.take(a, idx, axis=0), data))
+
+            def run(ts, sums, data, perm, offset):
+                if steps == 1:
+                    return one((ts, sums), 0, data, perm, offset)
+                body = lambda carry, i: (one(carry, i, data, perm, offset), None)
+                return lax.scan(body, (ts, sums), jnp.arange(steps))[0]
+
+            self.runners[steps, batch_size] = jax.jit(run, donate_argnums=(0, 1))
+        return self.runners[steps, batch_size]
+
+    def batch_runner(self) -> Callable:
+        """A compiled step on a given batch (the iterator path): ``(ts, sums, batch)``."""
+        if "batch" not in self.runners:
+            self.runners["batch"] = jax.jit(self.guarded, donate_argnums=(0, 1))
+        return self.runners["batch"]
