@@ -53,9 +53,9 @@ def op_times(trace_dir: Path) -> collections.Counter:
 def trace_steps(workload: str, steps: int, through_fit: bool, trace_dir: Path) -> None:
     import jax
     import jax.numpy as jnp
+    from funcnets.train.loop import _Trainer
 
     from benchmarks import workloads
-    from funcnets.train.loop import _Trainer
     from funcnets.train.metrics import resolve
 
     ts = workloads.train_state(workload, 0)

@@ -23,12 +23,38 @@ def arguments(doc: str, epochs: int) -> argparse.ArgumentParser:
     return parser
 
 
-def load_mnist(args: argparse.Namespace) -> tuple[tuple, tuple, int]:
-    """``(train, test, epochs)``; with ``--smoke``, 2,000 / 500 samples and one epoch."""
-    train, test = fn.data.load_mnist(root=args.data_dir)
+def load_mnist(args: argparse.Namespace) -> tuple[tuple, tuple, tuple, int]:
+    """``(train, validation, test, epochs)``: 6,000 of the 60,000 training images held out.
+
+    The validation split is drawn by ``fn.data.split`` from the seed; the test set
+    is for the final numbers only. With ``--smoke``: 2,000 training images (200
+    held out), 500 test images and one epoch.
+    """
+    train, test = fn.data.load_mnist(root=args.data_dir, download=args.data_dir is None)
+    epochs = args.epochs
     if args.smoke:
-        return (train[0][:2000], train[1][:2000]), (test[0][:500], test[1][:500]), 1
-    return train, test, args.epochs
+        train, test, epochs = (train[0][:2000], train[1][:2000]), (test[0][:500], test[1][:500]), 1
+    train, validation = fn.data.split(train, 0.1, jax.random.key(args.seed))
+    return train, validation, test, epochs
+
+
+def best_on_validation(epochs: int) -> fn.train.EarlyStopping:
+    """Model selection on the validation split: training returns the epoch of best accuracy."""
+    return fn.train.EarlyStopping("val_accuracy", patience=epochs, restore_best=True)
+
+
+def final_numbers(net: fn.Layer, ts: fn.train.TrainState, validation, test, selector) -> dict:
+    """The selected epoch's validation numbers and, touched once here, the test numbers."""
+    loss = fn.losses.sparse_cross_entropy
+    val = fn.train.evaluate(net, ts, validation, loss_fn=loss)
+    result = fn.train.evaluate(net, ts, test, loss_fn=loss)
+    return {
+        "selected_epoch": selector.best_epoch,
+        "val_accuracy": val["accuracy"],
+        "val_loss": val["loss"],
+        "test_accuracy": result["accuracy"],
+        "test_loss": result["loss"],
+    }
 
 
 def write_results(name: str, result: dict, history: fn.train.History, smoke: bool) -> None:

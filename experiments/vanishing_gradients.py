@@ -57,10 +57,12 @@ def adding_problem(key: jax.Array, n: int, length: int) -> tuple[jax.Array, jax.
 
 
 def recurrent_runs(args: argparse.Namespace) -> tuple[dict, dict]:
-    train = adding_problem(jax.random.key(1), args.train_size, args.length)
+    train, validation = fn.data.split(
+        adding_problem(jax.random.key(1), args.train_size, args.length), 0.1, jax.random.key(3)
+    )
     test = adding_problem(jax.random.key(2), 2000, args.length)
-    probe = (test[0][:256], test[1][:256])
-    steps = args.epochs * -(-args.train_size // 100)
+    probe = (validation[0][:256], validation[1][:256])
+    steps = args.epochs * -(-len(train[1]) // 100)
     optimizer = fn.optim.chain(
         fn.optim.clip_by_global_norm(1.0),
         fn.optim.adam(fn.optim.cosine_decay_schedule(1e-3, steps, alpha=0.01)),
@@ -79,7 +81,7 @@ def recurrent_runs(args: argparse.Namespace) -> tuple[dict, dict]:
         first = fn.train.init(net, optimizer, jax.random.key(args.seed), probe[0].shape)
         ts, history = fn.train.fit(
             net, fn.losses.mse, optimizer, train, epochs=args.epochs, batch_size=100,
-            ts=first, val_data=test, metrics=("loss",), progress=False,
+            ts=first, val_data=validation, metrics=("loss",), progress=False,
         )  # fmt: skip
         test_mse = fn.train.evaluate(net, ts, test, loss_fn=fn.losses.mse, metrics=("loss",))[
             "loss"
@@ -109,6 +111,7 @@ def deep_mlp(activation, w_init, depth: int = 20, width: int = 64) -> fn.Layer:
 
 def depth_runs(args: argparse.Namespace) -> dict:
     train, test = fn.data.load_digits()
+    train, validation = fn.data.split(train, 0.1, jax.random.key(3))
     results = {}
     nets = {
         "sigmoid, Glorot init": deep_mlp(fn.sigmoid, fn.initializers.glorot_normal()),
@@ -118,11 +121,12 @@ def depth_runs(args: argparse.Namespace) -> dict:
         optimizer = fn.optim.sgd(0.01, momentum=0.9)
         first = fn.train.init(net, optimizer, jax.random.key(args.seed), (64, 8, 8, 1))
         norms = fn.diagnostics.layer_gradient_norms(
-            net, first.params, first.state, *test, loss_fn=fn.losses.sparse_cross_entropy
+            net, first.params, first.state, *validation, loss_fn=fn.losses.sparse_cross_entropy
         )
         ts, history = fn.train.fit(
             net, fn.losses.sparse_cross_entropy, optimizer, train,
-            epochs=args.mlp_epochs, batch_size=64, ts=first, val_data=test, progress=False,
+            epochs=args.mlp_epochs, batch_size=64, ts=first, val_data=validation,
+            progress=False,
         )  # fmt: skip
         accuracy = fn.train.evaluate(net, ts, test, loss_fn=fn.losses.sparse_cross_entropy)[
             "accuracy"

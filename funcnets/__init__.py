@@ -63,6 +63,7 @@ from funcnets.layers import (
     Residual,
     Sequential,
     SimpleRNN,
+    WithLengths,
     gru_cell,
     lstm_cell,
     sequence_mask,
@@ -111,6 +112,7 @@ __all__ = [
     "Residual",
     "Sequential",
     "SimpleRNN",
+    "WithLengths",
     "summary",
     # recurrent cells
     "gru_cell",

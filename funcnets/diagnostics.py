@@ -15,7 +15,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from funcnets.layers.base import Layer, layer_children, layer_name
+from funcnets.layers.base import Layer, chained, layer_children, layer_name
 
 Loss = Callable[[jax.Array, jax.Array], jax.Array]
 
@@ -83,11 +83,10 @@ def activation_norms(net: Layer, params: Any, state: Any, x: jax.Array) -> dict[
     of different widths compare: a saturated tanh layer sits near 1, a dying
     signal goes to 0.
     """
-    children = layer_children(net)
-    if not getattr(net.init, "layer_chained", False):
+    if net.child_input is not chained:
         raise ValueError(f"activation_norms: expected a Sequential, got {layer_name(net)}")
     norms = {}
-    for name, child in children:
+    for name, child in layer_children(net):
         x, _ = child.apply(params[name], state[name], x)
         norms[name] = jnp.sqrt(jnp.mean(jnp.square(x)))
     return norms

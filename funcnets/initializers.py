@@ -3,7 +3,8 @@
 An initializer is a function ``init(key, shape, dtype=jnp.float32) -> array``.
 ``zeros`` and ``ones`` are initializers; every other name is a factory that
 returns one (``glorot_uniform()``, ``normal(0.1)``, …), so layers take them as
-``w_init=fn.initializers.he_normal()``.
+``w_init=fn.initializers.he_normal()``. Each prints as the expression that made
+it (``zeros``, ``normal(stddev=0.1)``), so layer signatures read well in ``help()``.
 
 Fans: a dense kernel ``(in, out)`` has ``fan_in = in`` and ``fan_out = out``; a
 convolution kernel ``(*kernel, in, out)`` (HWIO) counts its receptive field,
@@ -19,12 +20,16 @@ use a truncated normal rescaled to the same variance for the ``*_normal`` ones.
 >>> from funcnets import initializers
 >>> initializers.he_normal()(jax.random.key(0), (784, 512)).shape
 (784, 512)
+>>> initializers.normal(0.1), initializers.zeros
+(normal(stddev=0.1), zeros)
 """
 
 from __future__ import annotations
 
+import functools
+import inspect
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Protocol, runtime_checkable
 
 import jax
@@ -57,6 +62,45 @@ class Initializer(Protocol):
     ) -> jax.Array: ...
 
 
+class _Named:
+    """An init function that prints as the expression that made it, e.g. ``normal(stddev=0.01)``.
+
+    So that a layer's defaults read well in ``help(fn.Dense)``: ``w_init=lecun_normal()``.
+    """
+
+    def __init__(self, init: Callable[..., jax.Array], text: str) -> None:
+        functools.update_wrapper(self, init)
+        self._text = text
+
+    def __call__(
+        self, key: jax.Array, shape: Sequence[int], dtype: DTypeLike = jnp.float32
+    ) -> jax.Array:
+        return self.__wrapped__(key, shape, dtype)
+
+    def __repr__(self) -> str:
+        return self._text
+
+
+def _named(init: Callable[..., jax.Array]) -> Initializer:
+    """Decorates an init function so that it prints as its name."""
+    return _Named(init, init.__name__)
+
+
+def _factory(make: Callable[..., Callable[..., jax.Array]]) -> Callable[..., Initializer]:
+    """Decorates a factory so that its init functions print as the call, defaults filled in."""
+    signature = inspect.signature(make)
+
+    @functools.wraps(make)
+    def factory(*args: object, **kwargs: object) -> Initializer:
+        bound = signature.bind(*args, **kwargs)
+        bound.apply_defaults()
+        arguments = ", ".join(f"{name}={value!r}" for name, value in bound.arguments.items())
+        return _Named(make(*args, **kwargs), f"{make.__name__}({arguments})")
+
+    return factory
+
+
+@_named
 def zeros(key: jax.Array, shape: Sequence[int], dtype: DTypeLike = jnp.float32) -> jax.Array:
     """All zeros (``key`` is ignored).
 
@@ -67,6 +111,7 @@ def zeros(key: jax.Array, shape: Sequence[int], dtype: DTypeLike = jnp.float32) 
     return jnp.zeros(shape, dtype)
 
 
+@_named
 def ones(key: jax.Array, shape: Sequence[int], dtype: DTypeLike = jnp.float32) -> jax.Array:
     """All ones (``key`` is ignored).
 
@@ -77,6 +122,7 @@ def ones(key: jax.Array, shape: Sequence[int], dtype: DTypeLike = jnp.float32) -
     return jnp.ones(shape, dtype)
 
 
+@_factory
 def constant(value: float) -> Initializer:
     """Every element equal to ``value``.
 
@@ -91,6 +137,7 @@ def constant(value: float) -> Initializer:
     return init
 
 
+@_factory
 def normal(stddev: float = 1e-2) -> Initializer:
     """Gaussian ``N(0, stddev²)`` (as ``jax.nn.initializers.normal``).
 
@@ -104,6 +151,7 @@ def normal(stddev: float = 1e-2) -> Initializer:
     return init
 
 
+@_factory
 def uniform(scale: float = 1e-2) -> Initializer:
     """Uniform on ``[0, scale)`` (as ``jax.nn.initializers.uniform``; not centred on 0).
 
@@ -143,6 +191,7 @@ def _variance_scaling(scale: float, fan: str, distribution: str) -> Initializer:
     return init
 
 
+@_factory
 def glorot_uniform() -> Initializer:
     """Glorot/Xavier uniform (Glorot & Bengio, 2010): ``U[-l, l)``.
 
@@ -154,6 +203,7 @@ def glorot_uniform() -> Initializer:
     return _variance_scaling(1.0, "fan_avg", "uniform")
 
 
+@_factory
 def glorot_normal() -> Initializer:
     """Glorot/Xavier normal: plain Gaussian ``N(0, 2 / (fan_in + fan_out))`` (not truncated).
 
@@ -163,6 +213,7 @@ def glorot_normal() -> Initializer:
     return _variance_scaling(1.0, "fan_avg", "normal")
 
 
+@_factory
 def he_uniform() -> Initializer:
     """He/Kaiming uniform (He et al., 2015): ``U[-l, l)``, ``l = sqrt(6 / fan_in)``.
 
@@ -174,6 +225,7 @@ def he_uniform() -> Initializer:
     return _variance_scaling(2.0, "fan_in", "uniform")
 
 
+@_factory
 def he_normal() -> Initializer:
     """He/Kaiming normal: plain Gaussian ``N(0, 2 / fan_in)`` (not truncated).
 
@@ -183,6 +235,7 @@ def he_normal() -> Initializer:
     return _variance_scaling(2.0, "fan_in", "normal")
 
 
+@_factory
 def lecun_uniform() -> Initializer:
     """LeCun uniform (LeCun et al., 1998): ``U[-l, l)``, ``l = sqrt(3 / fan_in)``.
 
@@ -194,6 +247,7 @@ def lecun_uniform() -> Initializer:
     return _variance_scaling(1.0, "fan_in", "uniform")
 
 
+@_factory
 def lecun_normal() -> Initializer:
     """LeCun normal: plain Gaussian ``N(0, 1 / fan_in)`` (not truncated).
 
@@ -203,6 +257,7 @@ def lecun_normal() -> Initializer:
     return _variance_scaling(1.0, "fan_in", "normal")
 
 
+@_factory
 def orthogonal(scale: float = 1.0) -> Initializer:
     """Orthogonal (Saxe et al., 2014), times ``scale``.
 

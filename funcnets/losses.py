@@ -6,8 +6,15 @@ the classification losses (:func:`cross_entropy`, :func:`sparse_cross_entropy`,
 :func:`kl_divergence`, :func:`hinge`) reduce the last (class) axis and return one
 loss per example, so their ``"mean"`` is the mean over examples. Predictions and
 targets must have the same shape (``labels``: the logits' shape without the class
-axis); nothing is broadcast silently. Cross-entropies work from logits and stay
-finite, with finite gradients, for logits of magnitude 1e4.
+axis); nothing is broadcast silently. Integer inputs are computed in float32 (so
+int8 errors cannot overflow). Cross-entropies work from logits and stay finite,
+with finite gradients, for logits of magnitude 1e4.
+
+Targets outside a loss's domain (probabilities outside [0, 1], hinge targets
+other than ±1, labels outside ``[0, num_classes)``) raise a ValueError naming
+the loss when the targets are concrete (eager calls, numpy constants). Under
+``jit`` they cannot raise: their losses are NaN instead, so a reduced loss is
+NaN and the training loop's non-finite guard stops on it.
 
 >>> import jax.numpy as jnp
 >>> from funcnets import losses
@@ -17,6 +24,7 @@ Array(2., dtype=float32)
 
 from __future__ import annotations
 
+import numbers
 from typing import Any, Literal
 
 import jax
@@ -40,6 +48,7 @@ __all__ = [
 
 Reduction = Literal["mean", "sum", "none"]
 _REDUCTIONS = ("mean", "sum", "none")
+_PROBS = "probabilities in [0, 1]"
 
 
 def _check_reduction(loss: str, reduction: str) -> None:
@@ -57,15 +66,37 @@ def _reduce(losses: jax.Array, reduction: str) -> jax.Array:
     return losses
 
 
+def _float(a: ArrayLike) -> jax.Array:
+    """``a`` as an array, integers and bools cast to float32 (floats keep their dtype)."""
+    a = jnp.asarray(a)
+    return a if jnp.issubdtype(a.dtype, jnp.inexact) else a.astype(jnp.float32)
+
+
 def _same_shape(
     loss: str, a: ArrayLike, b: ArrayLike, a_name: str, b_name: str
 ) -> tuple[jax.Array, jax.Array]:
-    a, b = jnp.asarray(a), jnp.asarray(b)
+    a, b = _float(a), _float(b)
     if a.shape != b.shape:
         raise ValueError(
             f"{loss}: {a_name} shape {a.shape} does not match {b_name} shape {b.shape}"
         )
     return a, b
+
+
+def _nan_unless(
+    losses: jax.Array, values: jax.Array, valid: jax.Array, loss: str, name: str, expected: str
+) -> jax.Array:
+    """``losses``, NaN where some value behind them is not ``valid``.
+
+    ``valid`` has the shape of ``values``; a per-example loss (class axis reduced)
+    is NaN if any of its values is invalid. Concrete invalid values raise a
+    ValueError instead; under ``jit`` (``valid`` a tracer) nothing can raise.
+    """
+    if not isinstance(valid, jax.core.Tracer) and not valid.all():
+        raise ValueError(f"{loss}: {name} must be {expected}, got {values[~valid][0]}")
+    if valid.ndim > losses.ndim:
+        valid = valid.all(axis=-1)
+    return jnp.where(valid, losses, jnp.nan)
 
 
 def _require_class_axis(loss: str, a: jax.Array, a_name: str) -> None:
@@ -111,6 +142,8 @@ def huber(
     Array([0.125, 2.5  ], dtype=float32)
     """
     _check_reduction("huber", reduction)
+    if isinstance(delta, numbers.Real) and not delta > 0:
+        raise ValueError(f"huber: delta must be > 0, got {delta!r}")
     pred, target = _same_shape("huber", pred, target, "pred", "target")
     error = jnp.abs(pred - target)
     quadratic = jnp.minimum(error, delta)
@@ -126,14 +159,16 @@ def binary_cross_entropy(
     ``max(z, 0) - z t + log1p(exp(-|z|))`` (= ``softplus(z) - z t``, the form
     used, whose gradient ``σ(z) - t`` is right at ``z = 0`` too). Targets ``t``
     are probabilities in [0, 1] (hard 0/1 labels or soft targets), of the
-    logits' shape.
+    logits' shape; others raise, or give NaN under ``jit``.
 
     >>> binary_cross_entropy(jnp.array([0.0]), jnp.array([1.0]))
     Array(0.6931472, dtype=float32)
     """
     _check_reduction("binary_cross_entropy", reduction)
     z, t = _same_shape("binary_cross_entropy", logits, targets, "logits", "targets")
-    return _reduce(softplus(z) - z * t, reduction)
+    valid = (t >= 0) & (t <= 1)
+    losses = _nan_unless(softplus(z) - z * t, t, valid, "binary_cross_entropy", "targets", _PROBS)
+    return _reduce(losses, reduction)
 
 
 def cross_entropy(
@@ -142,7 +177,8 @@ def cross_entropy(
     """Softmax cross-entropy against target distributions, per example.
 
     ``loss = -Σ_c p_c log softmax(z)_c`` over the last axis, with ``log softmax``
-    by log-sum-exp. ``target_probs`` has the logits' shape (one-hot or soft labels).
+    by log-sum-exp. ``target_probs`` has the logits' shape (one-hot or soft labels),
+    with entries in [0, 1]; others raise, or give NaN under ``jit``.
 
     >>> cross_entropy(jnp.array([[0.0, 0.0]]), jnp.array([[1.0, 0.0]]))
     Array(0.6931472, dtype=float32)
@@ -150,7 +186,10 @@ def cross_entropy(
     _check_reduction("cross_entropy", reduction)
     z, p = _same_shape("cross_entropy", logits, target_probs, "logits", "target_probs")
     _require_class_axis("cross_entropy", z, "logits")
-    return _reduce(-jnp.sum(p * log_softmax(z), axis=-1), reduction)
+    losses = -jnp.sum(p * log_softmax(z), axis=-1)
+    valid = (p >= 0) & (p <= 1)
+    losses = _nan_unless(losses, p, valid, "cross_entropy", "target_probs", _PROBS)
+    return _reduce(losses, reduction)
 
 
 def sparse_cross_entropy(
@@ -160,7 +199,8 @@ def sparse_cross_entropy(
 
     ``loss = -log softmax(z)_y = logsumexp(z) - z_y`` for label ``y``. ``labels``
     are integers in ``[0, num_classes)`` of shape ``logits.shape[:-1]``; a label
-    outside that range gives a NaN loss (never a silent wrap-around).
+    outside that range raises, or gives a NaN loss under ``jit`` (never a silent
+    wrap-around).
 
     >>> sparse_cross_entropy(jnp.array([[0.0, 0.0]]), jnp.array([1]))
     Array(0.6931472, dtype=float32)
@@ -178,7 +218,9 @@ def sparse_cross_entropy(
     num_classes = z.shape[-1]
     picked = jnp.take_along_axis(log_softmax(z), jnp.clip(y, 0, num_classes - 1)[..., None], -1)
     in_range = (y >= 0) & (y < num_classes)
-    return _reduce(jnp.where(in_range, -picked[..., 0], jnp.nan), reduction)
+    expected = f"in [0, {num_classes}) for {num_classes} classes"
+    losses = _nan_unless(-picked[..., 0], y, in_range, "sparse_cross_entropy", "labels", expected)
+    return _reduce(losses, reduction)
 
 
 def kl_divergence(
@@ -188,8 +230,8 @@ def kl_divergence(
 
     ``loss = Σ_c p_c (log p_c - log q_c)``, with ``0 log 0 = 0``, where
     ``log_predictions = log q`` (e.g. from :func:`~funcnets.activations.log_softmax`)
-    and ``target_probs = p``. Same argument order as ``optax.kl_divergence`` and
-    PyTorch's ``KLDivLoss``.
+    and ``target_probs = p``, entries in [0, 1] (others raise, or give NaN under
+    ``jit``). Same argument order as ``optax.kl_divergence`` and PyTorch's ``KLDivLoss``.
 
     >>> kl_divergence(jnp.log(jnp.array([[0.5, 0.5]])), jnp.array([[0.5, 0.5]]))
     Array(0., dtype=float32)
@@ -201,15 +243,17 @@ def kl_divergence(
     _require_class_axis("kl_divergence", log_q, "log_predictions")
     positive = p > 0
     log_p = jnp.log(jnp.where(positive, p, 1))
-    losses = jnp.where(positive, p * (log_p - log_q), 0)
-    return _reduce(jnp.sum(losses, axis=-1), reduction)
+    losses = jnp.sum(jnp.where(positive, p * (log_p - log_q), 0), axis=-1)
+    losses = _nan_unless(losses, p, (p >= 0) & (p <= 1), "kl_divergence", "target_probs", _PROBS)
+    return _reduce(losses, reduction)
 
 
 def hinge(scores: ArrayLike, targets: ArrayLike, reduction: Reduction = "mean") -> jax.Array:
     """Hinge loss per example: ``loss = Σ_c max(0, 1 - t_c s_c)`` over the last axis.
 
-    Targets are ±1, of the scores' shape (one-vs-all for several classes). A binary
-    SVM uses shape ``(N, 1)``; then each example's loss is ``optax.hinge_loss``'s.
+    Targets are ±1, of the scores' shape (one-vs-all for several classes); others
+    (0/1 labels, say) raise, or give NaN under ``jit``. A binary SVM uses shape
+    ``(N, 1)``; then each example's loss is ``optax.hinge_loss``'s.
 
     >>> hinge(jnp.array([[0.5], [-2.0]]), jnp.array([[1.0], [-1.0]]), reduction="none")
     Array([0.5, 0. ], dtype=float32)
@@ -217,7 +261,9 @@ def hinge(scores: ArrayLike, targets: ArrayLike, reduction: Reduction = "mean") 
     _check_reduction("hinge", reduction)
     s, t = _same_shape("hinge", scores, targets, "scores", "targets")
     _require_class_axis("hinge", s, "scores")
-    return _reduce(jnp.sum(jnp.maximum(0, 1 - t * s), axis=-1), reduction)
+    losses = jnp.sum(jnp.maximum(0, 1 - t * s), axis=-1)
+    losses = _nan_unless(losses, t, jnp.abs(t) == 1, "hinge", "targets", "±1")
+    return _reduce(losses, reduction)
 
 
 def l1_penalty(params: Any) -> jax.Array:

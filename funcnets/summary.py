@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import inspect
 import math
-from collections.abc import Sequence
+from typing import Any
 
 import jax
 
@@ -11,11 +12,15 @@ from funcnets.layers.base import Layer, layer_children, layer_name
 
 
 def _abstract_init(layer: Layer, input_shape) -> tuple[object, int, int]:
-    """Runs ``layer.init`` abstractly: (output shape, #params, #state scalars), no arrays made."""
+    """Runs ``layer.init`` abstractly: (output shape, #params, #state scalars), no arrays made.
+
+    A jitted init would return the output shape as arrays; the function it wraps
+    (`inspect.unwrap`) returns the same shape as ints.
+    """
     box = {}
 
     def init(key):
-        box["shape"], params, state = layer.init(key, input_shape)
+        box["shape"], params, state = inspect.unwrap(layer.init)(key, input_shape)
         return params, state
 
     params, state = jax.eval_shape(init, jax.random.key(0))
@@ -23,31 +28,38 @@ def _abstract_init(layer: Layer, input_shape) -> tuple[object, int, int]:
     return box["shape"], count(params), count(state)
 
 
-def summary(net: Layer, input_shape: Sequence[int]) -> str:
+def summary(net: Layer, input_shape: Any) -> str:
     """A table of every layer's path, type, output shape and parameter count.
 
-    Shapes include the batch dimension. Combinators are listed with their
+    Shapes include the batch dimension. ``input_shape`` is a shape, or a tuple
+    of shapes for a net whose input is a tuple (``((batch, time), (batch,))``
+    for ``(tokens, lengths)``). Combinators are listed with their
     children indented below them; the count on a combinator's line is the
     total of its children. The last lines give the total number of trainable
     parameters (the number of scalars in ``params``) and of state scalars.
 
     Example:
         >>> import funcnets as fn
-        >>> print(fn.summary(fn.Sequential(fn.Dense(4), fn.relu), (1, 3)))  # doctest: +SKIP
+        >>> print(fn.summary(fn.Sequential(fn.Dense(4), fn.relu), (1, 3)))
+        path  layer       output shape  params
+        --------------------------------------
+        .     Sequential  (1, 4)            16
+          0   Dense       (1, 4)            16
+          1   relu        (1, 4)             0
+        --------------------------------------
+        Total params: 16
+        Total state (non-trainable): 0
+        Input shape: (1, 3)
     """
     rows: list[tuple[str, str, str, str]] = []
 
     def visit(layer: Layer, path: str, depth: int, shape) -> object:
         out, n_params, _ = _abstract_init(layer, shape)
         rows.append(("  " * depth + (path or "."), layer_name(layer), str(out), f"{n_params:,}"))
-        chained = getattr(layer.init, "layer_chained", False)
-        child_shape = shape
+        previous = shape
         for key, child in layer_children(layer):
-            child_out = visit(
-                child, f"{path}/{key}".strip("/") if key else path, depth + 1, child_shape
-            )
-            if chained:
-                child_shape = child_out
+            child_path = f"{path}/{key}".strip("/") if key else path
+            previous = visit(child, child_path, depth + 1, layer.child_input(shape, previous))
         return out
 
     input_shape = tuple(input_shape)

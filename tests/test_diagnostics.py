@@ -13,7 +13,7 @@ LOSS = fn.losses.sparse_cross_entropy
 def _setup(net, shape, seed=0):
     _, params, state = net.init(jax.random.key(seed), shape)
     x = jax.random.normal(jax.random.key(seed + 1), shape)
-    y = jax.random.randint(jax.random.key(seed + 2), shape[:1], 0, 3)
+    y = jax.random.randint(jax.random.key(seed + 2), shape[:1], 0, 2)
     return params, state, x, y
 
 

@@ -6,6 +6,7 @@ tests call initializers eagerly (jax.random's samplers are jitted and shared by 
 initializer) on a handful of shapes.
 """
 
+import inspect
 import math
 
 import jax
@@ -13,6 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+import funcnets as fn
 from funcnets import initializers as I
 
 KEY = jax.random.key(0)
@@ -199,3 +201,25 @@ TESTED = (set(INITIALIZERS) | {"Initializer"}) & set(I.__all__)
 
 def test_every_public_name_is_tested():
     assert sorted(TESTED) == sorted(I.__all__)
+
+
+def test_initializers_print_as_the_expression_that_made_them():
+    """So that layer defaults read well in help(): ``w_init=lecun_normal()``, not an address."""
+    assert repr(I.normal(0.1)) == "normal(stddev=0.1)"
+    assert repr(I.orthogonal()) == "orthogonal(scale=1.0)"
+    assert repr(I.glorot_uniform()) == "glorot_uniform()"
+    assert (repr(I.zeros), repr(I.ones)) == ("zeros", "ones")
+    signature = str(inspect.signature(fn.Dense))
+    assert "w_init: 'Initializer' = lecun_normal()" in signature, signature
+    assert "b_init: 'Initializer' = zeros" in signature, signature
+    assert "normal(stddev=1.0)" in str(inspect.signature(fn.Embedding))
+
+
+@pytest.mark.parametrize("name", INITIALIZERS)
+def test_initializers_stay_plain_init_functions_under_jit(name):
+    init = INITIALIZERS[name]
+    jitted = jax.jit(init, static_argnums=(1, 2))(KEY, SQUARE, jnp.bfloat16)
+    assert jitted.dtype == jnp.bfloat16
+    np.testing.assert_allclose(
+        np.float32(jitted), np.float32(init(KEY, SQUARE, jnp.bfloat16)), rtol=1e-2
+    )

@@ -1,6 +1,7 @@
 """Tests for funcnets.losses: values against numpy formulas and optax, reductions, errors,
 gradients, stability for logits of 1e4, penalties on pytrees, and properties."""
 
+import re
 from functools import cache, partial
 
 import jax
@@ -320,6 +321,83 @@ def test_sparse_cross_entropy_label_checks():
         LOGITS[:3], jnp.array([-1, C, 0])
     )
     assert np.isnan(out_of_range[0]) and np.isnan(out_of_range[1]) and np.isfinite(out_of_range[2])
+
+
+def with_bad_entry(targets, value):
+    """A copy of the first two examples' targets with one entry of example 1 set to value."""
+    targets = np.array(targets[:2])
+    targets[1, 0] = value
+    return targets
+
+
+# name -> (loss, (inputs, targets whose example 1 is out of the loss's domain), message)
+OUT_OF_DOMAIN = {
+    "binary_cross_entropy(2)": (
+        L.binary_cross_entropy,
+        (LOGITS[:2], with_bad_entry(SOFT, 2.0)),
+        "targets must be probabilities in [0, 1], got 2.0",
+    ),
+    "binary_cross_entropy(-1)": (
+        L.binary_cross_entropy,
+        (LOGITS[:2], with_bad_entry(SOFT, -1.0)),
+        "targets must be probabilities in [0, 1], got -1.0",
+    ),
+    "cross_entropy": (
+        L.cross_entropy,
+        (LOGITS[:2], with_bad_entry(PROBS, -0.5)),
+        "target_probs must be probabilities in [0, 1], got -0.5",
+    ),
+    "kl_divergence": (
+        L.kl_divergence,
+        (LOGITS[:2], with_bad_entry(PROBS, 1.5)),
+        "target_probs must be probabilities in [0, 1], got 1.5",
+    ),
+    "sparse_cross_entropy": (
+        L.sparse_cross_entropy,
+        (LOGITS[:2], np.array([0, C], np.int32)),
+        f"labels must be in [0, {C}) for {C} classes, got {C}",
+    ),
+    "hinge(0/1 targets)": (
+        L.hinge,
+        (PRED[:2], with_bad_entry(SIGNS, 0.0)),
+        "targets must be ±1, got 0.0",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", OUT_OF_DOMAIN)
+def test_out_of_domain_targets_raise_when_concrete(case):
+    loss, arguments, message = OUT_OF_DOMAIN[case]
+    name = case.split("(")[0]
+    with pytest.raises(ValueError, match=f"^{re.escape(f'{name}: {message}')}$"):
+        loss(*arguments)
+
+
+def test_out_of_domain_targets_give_nan_losses_under_jit():
+    """Under jit nothing can raise: the bad example's losses are NaN (so the mean is, and the
+    training loop's non-finite guard stops), the others are unchanged."""
+    none = table_outputs(OUT_OF_DOMAIN, lambda entry, x, t: entry[0](x, t, reduction="none"))
+    mean = table_outputs(OUT_OF_DOMAIN, lambda entry, x, t: entry[0](x, t))
+    for case, (loss, (inputs, targets), _) in OUT_OF_DOMAIN.items():
+        good = loss(inputs[:1], targets[:1], reduction="none")
+        np.testing.assert_allclose(none[case][:1], good, rtol=1e-6, err_msg=case)
+        assert np.isnan(none[case][1]).any() and np.isnan(mean[case]), case
+
+
+@pytest.mark.parametrize("delta", [0.0, -1.0, float("nan")])
+def test_huber_delta_must_be_positive(delta):
+    with pytest.raises(ValueError, match=rf"^huber: delta must be > 0, got {delta}$"):
+        L.huber(PRED, TARGET, delta=delta)
+
+
+@pytest.mark.parametrize("loss", [L.mse, L.mae, L.huber])
+def test_integer_inputs_are_computed_in_float(loss):
+    """int8 100 - (-100) would wrap to -56; the losses compute in float32."""
+    pred, target = jnp.array([100, 3], jnp.int8), jnp.array([-100, 3], jnp.int8)
+    value = loss(pred, target, reduction="none")
+    assert value.dtype == jnp.float32
+    np.testing.assert_allclose(value, loss(np.float32(pred), np.float32(target), reduction="none"))
+    assert float(value[0]) == {L.mse: 40000.0, L.mae: 200.0, L.huber: 199.5}[loss]
 
 
 def test_eager_jit_and_vmap_agree():

@@ -9,6 +9,7 @@ statistics) are nested dicts of arrays, ``{}`` for a layer with none.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
@@ -19,8 +20,59 @@ Params = dict[str, Any]
 State = dict[str, Any]
 
 
-class Layer(NamedTuple):
+def same_input(input_shape: Any, previous: Any) -> Any:
+    """`Layer.child_input` of a layer whose children all see its own input (the default)."""
+    return input_shape
+
+
+def chained(input_shape: Any, previous: Any) -> Any:
+    """`Layer.child_input` of a layer whose children each see the previous one's output."""
+    return previous
+
+
+def keywords_of(apply: Callable) -> Callable[[str], bool]:
+    """Whether ``apply`` takes a keyword: a named keyword-only parameter, or any via ``**kwargs``.
+
+    Read from ``inspect.signature``, which sees through ``jax.jit`` and
+    ``functools.partial``; an apply with no signature takes no extra keywords.
+    """
+    try:
+        parameters = inspect.signature(apply).parameters.values()
+    except (TypeError, ValueError):
+        return lambda keyword: False
+    if any(p.kind is p.VAR_KEYWORD for p in parameters):
+        return lambda keyword: True
+    return frozenset(p.name for p in parameters if p.kind is p.KEYWORD_ONLY).__contains__
+
+
+class _Functions(NamedTuple):
+    init: Callable[..., tuple[Shape, Params, State]]
+    apply: Callable[..., tuple[Any, State]]
+
+
+class Layer(_Functions):
     """A layer: ``init(key, input_shape)`` and ``apply(params, state, x, *, key, train)``.
+
+    A `Layer` is a two-field named tuple, so ``init, apply = layer`` and
+    ``Layer(init, apply)`` work. It also carries a description of itself,
+    given as keywords to the constructor and kept by ``_replace``, so wrapping
+    a function keeps it: ``net._replace(init=jax.jit(net.init, static_argnums=1))``
+    still has its name and children for `fn.summary`, errors and diagnostics.
+    (Jit a whole net's init, not a child's: a jitted init returns its output
+    shape as arrays, which the parent's init cannot build on.)
+
+    Attributes:
+        name: the layer type shown in summaries and errors, e.g. ``"Dense"``
+            (default: ``init``'s qualified name).
+        children: ``(key, layer)`` pairs of a combinator's sub-layers, ``()``
+            for a primitive layer.
+        child_input: ``(input_shape, previous_output_shape) -> shape``, the
+            input shape of each child in turn given the layer's input shape
+            and the previous child's output shape (the layer's input shape for
+            the first child): `same_input` (the default) or `chained`.
+        accepts: ``(keyword) -> bool``, whether ``apply`` takes a per-call
+            keyword such as ``mask``; read from ``apply``'s signature unless
+            given. Combinators pass a keyword on to the children that accept it.
 
     Example:
         >>> import jax, funcnets as fn
@@ -29,10 +81,40 @@ class Layer(NamedTuple):
         >>> out_shape
         (2, 3)
         >>> y, state = net.apply(params, state, jax.numpy.ones((2, 4)))
+        >>> jitted = net._replace(init=jax.jit(net.init, static_argnums=1))
+        >>> jitted.name, [key for key, _ in jitted.children]
+        ('Sequential', ['0', '1'])
     """
 
-    init: Callable[..., tuple[Shape, Params, State]]
-    apply: Callable[..., tuple[Any, State]]
+    name: str
+    children: tuple[tuple[str, Layer], ...]
+    child_input: Callable[[Any, Any], Any]
+    accepts: Callable[[str], bool]
+
+    def __new__(
+        cls,
+        init: Callable[..., tuple[Shape, Params, State]],
+        apply: Callable[..., tuple[Any, State]],
+        *,
+        name: str | None = None,
+        children: Sequence[tuple[str, Layer]] = (),
+        child_input: Callable[[Any, Any], Any] = same_input,
+        accepts: Callable[[str], bool] | None = None,
+    ) -> Layer:
+        layer = super().__new__(cls, init, apply)
+        layer.name = name or getattr(init, "__qualname__", "Layer")
+        layer.children = tuple(children)
+        layer.child_input = child_input
+        layer.accepts = accepts or keywords_of(apply)
+        return layer
+
+    @classmethod
+    def _make(cls, iterable) -> Layer:
+        return cls(*iterable)
+
+    def _replace(self, **functions: Callable) -> Layer:
+        """A copy with ``init`` and/or ``apply`` replaced (e.g. jitted); the description is kept."""
+        return Layer(**{**self._asdict(), **functions}, **vars(self))
 
 
 def make_layer(
@@ -40,35 +122,34 @@ def make_layer(
     init: Callable[..., tuple[Shape, Params, State]],
     apply: Callable[..., tuple[Any, State]],
     children: Sequence[tuple[str, Layer]] = (),
-    chained: bool = False,
+    *,
+    child_input: Callable[[Any, Any], Any] = same_input,
+    accepts: Callable[[str], bool] | None = None,
 ) -> Layer:
-    """Builds a `Layer` and records what `fn.summary` needs to describe it.
-
-    The description lives on the ``init`` function as attributes, so a `Layer`
-    stays a plain two-field tuple of pure functions.
+    """Builds a named `Layer`: ``Layer(init, apply, name=name, children=children, ...)``.
 
     Args:
         name: the layer type shown in summaries and errors, e.g. ``"Dense"``.
         init: the layer's init function.
         apply: the layer's apply function.
         children: ``(key, layer)`` pairs of a combinator's sub-layers.
-        chained: True when each child's input is the previous child's output
-            (Sequential); False when every child sees the combinator's input.
+        child_input: `same_input` when every child sees the layer's input,
+            `chained` when each sees the previous child's output (Sequential).
+        accepts: which per-call keywords ``apply`` takes; default: its signature's.
     """
-    init.layer_name = name
-    init.layer_children = tuple(children)
-    init.layer_chained = chained
-    return Layer(init, apply)
+    return Layer(
+        init, apply, name=name, children=children, child_input=child_input, accepts=accepts
+    )
 
 
 def layer_name(layer: Layer) -> str:
     """The type name of a layer (its init function's name for hand-made layers)."""
-    return getattr(layer.init, "layer_name", getattr(layer.init, "__qualname__", "Layer"))
+    return layer.name
 
 
 def layer_children(layer: Layer) -> tuple[tuple[str, Layer], ...]:
     """The ``(key, layer)`` pairs inside a combinator, ``()`` for a primitive layer."""
-    return getattr(layer.init, "layer_children", ())
+    return layer.children
 
 
 def shape_error(name: str, expected: str, got: Shape) -> ValueError:

@@ -4,17 +4,26 @@ Each child gets its own random key, split deterministically from the one
 the combinator receives (``jax.random.split``), or ``None`` when it gets
 ``None``. Errors from a child are re-raised with the child's path prepended,
 e.g. ``Sequential["3"] Dense: expected input (..., 784), got (8, 3072)``.
+
+Per-call keywords beyond ``key`` and ``train`` (e.g. a recurrent layer's
+``mask``) go to every child whose ``apply`` takes them (`Layer.accepts`,
+decided once, at construction) and to no other; a combinator accepts the
+keywords any of its children accepts, and raises a TypeError for one none
+of them does. A keyword goes to *all* the children that take it: a
+``Sequential`` of two LSTMs gives both the same ``mask`` (what padding needs)
+and the same ``initial_carry`` (call the layers one by one for different ones).
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 
-from funcnets.layers.base import Layer, layer_name, make_layer
+from funcnets.layers.base import Layer, chained, layer_name, make_layer
 
 
 @contextlib.contextmanager
@@ -30,6 +39,24 @@ def error_path(where: str) -> Iterator[None]:
 
 def _split(key: jax.Array | None, n: int) -> list[jax.Array | None]:
     return [None] * n if key is None else list(jax.random.split(key, n))
+
+
+def any_accepts(layers: Sequence[Layer]) -> Callable[[str], bool]:
+    """`Layer.accepts` of a combinator: the keywords any of ``layers`` takes."""
+    return lambda keyword: any(layer.accepts(keyword) for layer in layers)
+
+
+def share_keywords(where: str, layers: Sequence[Layer], kwargs: dict[str, Any]) -> list[dict]:
+    """Each layer's share of the per-call keywords: those its ``apply`` takes.
+
+    Raises:
+        TypeError: for a keyword that none of ``layers`` takes, naming ``where``.
+    """
+    for keyword in kwargs:
+        if not any(layer.accepts(keyword) for layer in layers):
+            names = ", ".join(map(layer_name, layers))
+            raise TypeError(f"{where}: got {keyword}=, which none of its layers takes ({names})")
+    return [{k: v for k, v in kwargs.items() if layer.accepts(k)} for layer in layers]
 
 
 def is_shape(value: object) -> bool:
@@ -69,11 +96,22 @@ def Sequential(*layers: Layer | Callable, **named: Layer | Callable) -> Layer:
     ``Sequential(encoder=a, head=b)`` keys them by name, in order. Plain
     functions (e.g. ``fn.relu``) become parameterless layers. ``params`` and
     ``state`` hold one entry per child (``{}`` for a child with none).
+    ``apply(params, state, x, *, key=None, train=False, **kwargs)`` passes each
+    keyword in ``kwargs`` to the children that take it (see the module docstring).
+
+    Example:
+        >>> import jax, jax.numpy as jnp, funcnets as fn
+        >>> net = fn.Sequential(fn.Dense(4), fn.LSTM(3))
+        >>> _, params, state = net.init(jax.random.key(0), (2, 5, 6))
+        >>> mask = fn.sequence_mask(jnp.array([5, 2]), 5)  # reaches the LSTM only
+        >>> net.apply(params, state, jnp.ones((2, 5, 6)), mask=mask)[0].shape
+        (2, 3)
     """
     if layers and named:
         raise ValueError("Sequential takes either positional layers or named layers, not both")
     items = named.items() if named else ((str(i), layer) for i, layer in enumerate(layers))
     children = tuple((name, _as_layer(layer)) for name, layer in items)
+    inner = [child for _, child in children]
 
     def init(key, input_shape):
         shape, params, state = tuple(input_shape), {}, {}
@@ -82,23 +120,26 @@ def Sequential(*layers: Layer | Callable, **named: Layer | Callable) -> Layer:
                 shape, params[name], state[name] = child.init(child_key, shape)
         return shape, params, state
 
-    def apply(params, state, x, *, key=None, train=False):
+    def apply(params, state, x, *, key=None, train=False, **kwargs):
+        shares = share_keywords("Sequential", inner, kwargs)
         new_state = {}
-        for (name, child), child_key in zip(children, _split(key, len(children))):
+        for (name, child), child_key, extra in zip(children, _split(key, len(children)), shares):
             with error_path(f'Sequential["{name}"]'):
                 x, new_state[name] = child.apply(
-                    params[name], state[name], x, key=child_key, train=train
+                    params[name], state[name], x, key=child_key, train=train, **extra
                 )
         return x, new_state
 
-    return make_layer("Sequential", init, apply, children, chained=True)
+    return make_layer(
+        "Sequential", init, apply, children, child_input=chained, accepts=any_accepts(inner)
+    )
 
 
 def Residual(layer: Layer | Callable) -> Layer:
     """A skip connection, ``y = x + layer(x)`` (He et al. 2016).
 
     The inner layer must keep the shape. Its params and state are used as
-    they are, with no extra nesting.
+    they are, with no extra nesting. Per-call keywords go to the inner layer.
     """
     inner = _as_layer(layer)
 
@@ -112,20 +153,23 @@ def Residual(layer: Layer | Callable) -> Layer:
                 )
         return shape, params, state
 
-    def apply(params, state, x, *, key=None, train=False):
+    def apply(params, state, x, *, key=None, train=False, **kwargs):
+        (extra,) = share_keywords("Residual", [inner], kwargs)
         with error_path("Residual"):
-            y, state = inner.apply(params, state, x, key=key, train=train)
+            y, state = inner.apply(params, state, x, key=key, train=train, **extra)
         return x + y, state
 
-    return make_layer("Residual", init, apply, (("", inner),))
+    return make_layer("Residual", init, apply, (("", inner),), accepts=inner.accepts)
 
 
 def Parallel(*layers: Layer | Callable) -> Layer:
     """Every layer applied to the same input; the output is the tuple of results.
 
     Children are keyed ``"0"``, ``"1"``, … in ``params`` and ``state``.
+    Per-call keywords go to every child that takes them.
     """
     children = tuple((str(i), _as_layer(layer)) for i, layer in enumerate(layers))
+    inner = [child for _, child in children]
 
     def init(key, input_shape):
         shapes, params, state = [], {}, {}
@@ -135,14 +179,15 @@ def Parallel(*layers: Layer | Callable) -> Layer:
             shapes.append(shape)
         return tuple(shapes), params, state
 
-    def apply(params, state, x, *, key=None, train=False):
+    def apply(params, state, x, *, key=None, train=False, **kwargs):
+        shares = share_keywords("Parallel", inner, kwargs)
         outputs, new_state = [], {}
-        for (name, child), child_key in zip(children, _split(key, len(children))):
+        for (name, child), child_key, extra in zip(children, _split(key, len(children)), shares):
             with error_path(f'Parallel["{name}"]'):
                 y, new_state[name] = child.apply(
-                    params[name], state[name], x, key=child_key, train=train
+                    params[name], state[name], x, key=child_key, train=train, **extra
                 )
             outputs.append(y)
         return tuple(outputs), new_state
 
-    return make_layer("Parallel", init, apply, children)
+    return make_layer("Parallel", init, apply, children, accepts=any_accepts(inner))

@@ -4,6 +4,11 @@ Kernels are laid out ``(*kernel, in / groups, out)`` (WIO, HWIO). To load
 PyTorch weights, transpose ``(out, in, *kernel)`` to ``(*kernel, in, out)``.
 Like PyTorch (and unlike signal processing), a convolution here is a
 cross-correlation: the kernel is not flipped.
+
+Inputs must be floating-point (an integer input raises a ValueError naming
+the layer, as in PyTorch). Input and kernel are cast to their promoted dtype
+(jnp's rules) on every code path: bfloat16 with a bfloat16 kernel computes in
+bfloat16, bfloat16 with a float32 kernel in float32.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from jax import lax
 from funcnets import initializers
 from funcnets.initializers import Initializer
 from funcnets.layers.base import Layer, as_tuple, check_rank, make_layer, shape_error
+from funcnets.layers.checks import check_padding, positive_int
 from funcnets.layers.padding import Padding, explicit_padding, window_output_size
 
 _LAYOUTS = {1: ("NWC", "WIO", "NWC"), 2: ("NHWC", "HWIO", "NHWC")}
@@ -44,10 +50,13 @@ def _conv(
     b_init: Initializer,
 ) -> Layer:
     """A ``ndim``-dimensional grouped, strided, dilated convolution layer."""
+    features = positive_int(name, "features", features)
     kernel = as_tuple(kernel_size, ndim, f"{name} kernel_size")
     strides = as_tuple(stride, ndim, f"{name} stride")
     dilations = as_tuple(dilation, ndim, f"{name} dilation")
-    if groups < 1 or features % groups:
+    check_padding(name, padding, ndim)
+    groups = positive_int(name, "groups", groups)
+    if features % groups:
         raise ValueError(f"{name}: features ({features}) must be a multiple of groups ({groups})")
 
     def pads_for(spatial):
@@ -75,6 +84,7 @@ def _conv(
         w = params["w"]
         if x.ndim != ndim + 2 or x.shape[-1] != w.shape[-2] * groups:
             raise shape_error(name, f"{_NAMES[ndim]} with {w.shape[-2] * groups} channels", x.shape)
+        x, w = _common_dtype(name, x, w)
         pads = pads_for(x.shape[1:-1])
         if uses_patches(x.shape[-1], w.shape[-1], groups, pads):
             y = conv_by_patches(x, w, strides, pads, dilations)
@@ -91,6 +101,22 @@ def _conv(
         return (y + params["b"] if use_bias else y), state
 
     return make_layer(name, init, apply)
+
+
+def _common_dtype(name: str, x: jax.Array, w: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """``x`` and ``w`` cast to their promoted dtype (jnp's rules), on every code path.
+
+    So bfloat16 inputs with bfloat16 kernels compute in bfloat16, and with
+    float32 kernels in float32, whichever path runs. Integer inputs are rejected,
+    as in PyTorch (the patches path would promote them, XLA's would raise).
+    """
+    if not jnp.issubdtype(x.dtype, jnp.inexact):
+        raise ValueError(
+            f"{name}: expected a floating-point input, got dtype {x.dtype}; "
+            f"cast it first, e.g. x.astype(jnp.float32)"
+        )
+    dtype = jnp.result_type(x, w)
+    return x.astype(dtype), w.astype(dtype)
 
 
 def uses_patches(
@@ -254,8 +280,10 @@ def ConvTranspose2D(
 
     Params: ``w`` (kh, kw, in, features), ``b`` (features,).
     """
+    features = positive_int("ConvTranspose2D", "features", features)
     kernel = as_tuple(kernel_size, 2, "ConvTranspose2D kernel_size")
     strides = as_tuple(stride, 2, "ConvTranspose2D stride")
+    check_padding("ConvTranspose2D", padding, 2)
     crops = _transpose_padding(padding, kernel, strides)
 
     def init(key, input_shape):
@@ -281,6 +309,7 @@ def ConvTranspose2D(
             raise shape_error(
                 "ConvTranspose2D", f"{_NAMES[2]} with {w.shape[-2]} channels", x.shape
             )
+        x, w = _common_dtype("ConvTranspose2D", x, w)
         # The scatter above equals a stride-1 correlation of the stride-dilated
         # input with the spatially flipped kernel, padded by k - 1 - crop.
         y = lax.conv_general_dilated(

@@ -9,6 +9,7 @@ from funcnets import initializers
 from funcnets.activations import maxout
 from funcnets.initializers import Initializer
 from funcnets.layers.base import Layer, check_min_rank, make_layer, shape_error
+from funcnets.layers.checks import positive_int
 
 
 def _affine_init(name: str, width: int, use_bias: bool, w_init: Initializer, b_init: Initializer):
@@ -51,6 +52,7 @@ def Dense(
         >>> jax.tree.map(jax.numpy.shape, params)
         {'b': (3,), 'w': (5, 3)}
     """
+    features = positive_int("Dense", "features", features)
 
     def apply(params, state, x, *, key=None, train=False):
         return _affine("Dense", params, x), state
@@ -70,7 +72,16 @@ def Maxout(
     ``pieces`` units are maxed, ``y[..., j] = max_k z[..., j * pieces + k]``.
     Params: ``w`` (in, features * pieces), ``b`` (features * pieces,).
     Input (batch, ..., in), output (batch, ..., features).
+
+    Example:
+        >>> import jax, jax.numpy as jnp, funcnets as fn
+        >>> layer = fn.Maxout(2, pieces=3)
+        >>> _, params, state = layer.init(jax.random.key(0), (4, 5))
+        >>> params["w"].shape, layer.apply(params, state, jnp.ones((4, 5)))[0].shape
+        ((5, 6), (4, 2))
     """
+    features = positive_int("Maxout", "features", features)
+    pieces = positive_int("Maxout", "pieces", pieces)
 
     def apply(params, state, x, *, key=None, train=False):
         return maxout(_affine("Maxout", params, x), pieces), state

@@ -8,11 +8,14 @@ Params: ``scale`` (channels,) starting at 1, ``bias`` (channels,) at 0.
 
 from __future__ import annotations
 
+import math
+
 import jax
 import jax.numpy as jnp
 from jax import lax
 
 from funcnets.layers.base import Layer, check_min_rank, make_layer, shape_error
+from funcnets.layers.checks import positive_int
 
 
 def _affine_params(channels: int) -> dict[str, jax.Array]:
@@ -45,7 +48,26 @@ def BatchNorm(momentum: float = 0.9, eps: float = 1e-5) -> Layer:
 
     Params: ``scale``, ``bias`` (channels,). State: ``mean`` (channels,)
     starting at 0, ``var`` (channels,) starting at 1.
+
+    Training needs more than one value per channel (a batch of two examples,
+    or one image of several pixels): a single value is its own mean, so the
+    output would be the bias and the running variance would decay to 0.
+    ``train=True`` on such an input raises a ValueError, as in PyTorch; the
+    shapes are static, so it raises under ``jit`` too, when tracing.
+
+    Example:
+        >>> import jax, jax.numpy as jnp, funcnets as fn
+        >>> bn = fn.BatchNorm(momentum=0.5)
+        >>> _, params, state = bn.init(jax.random.key(0), (4, 3))
+        >>> y, state = bn.apply(params, state, jnp.arange(12.0).reshape(4, 3), train=True)
+        >>> state["mean"]  # 0.5 * 0 + 0.5 * the batch mean
+        Array([2.25, 2.75, 3.25], dtype=float32)
     """
+    if not 0 <= momentum <= 1:
+        raise ValueError(
+            f"BatchNorm: momentum must be in [0, 1] (the weight on the old running "
+            f"statistics), got {momentum!r}"
+        )
 
     def init(key, input_shape):
         check_min_rank("BatchNorm", input_shape, 2, "(batch, ..., channels)")
@@ -59,6 +81,11 @@ def BatchNorm(momentum: float = 0.9, eps: float = 1e-5) -> Layer:
     def apply(params, state, x, *, key=None, train=False):
         _check_channels("BatchNorm", params, x)
         if train:
+            if math.prod(x.shape[:-1]) < 2:
+                raise ValueError(
+                    f"BatchNorm: expected more than 1 value per channel when training, got "
+                    f"input {x.shape}; use a larger batch, or train=False"
+                )
             mean, var = _moments(x, tuple(range(x.ndim - 1)))
             mean, var = mean.reshape(-1), var.reshape(-1)
             batch = lax.stop_gradient((mean, var))
@@ -101,6 +128,7 @@ def GroupNorm(groups: int, eps: float = 1e-5) -> Layer:
     non-batch axes, ``groups=channels`` is InstanceNorm. The same in training
     and eval. Params: ``scale``, ``bias`` (channels,). No state.
     """
+    groups = positive_int("GroupNorm", "groups", groups)
 
     def init(key, input_shape):
         check_min_rank("GroupNorm", input_shape, 2, "(batch, ..., channels)")

@@ -21,6 +21,7 @@ from funcnets.layers.base import (
     make_layer,
     shape_error,
 )
+from funcnets.layers.checks import check_padding
 from funcnets.layers.padding import Padding, explicit_padding, window_output_size
 
 _NHWC = "(batch, height, width, channels)"
@@ -41,6 +42,7 @@ def _pool2d(
     """
     windows = as_tuple(window, 2, f"{name} window")
     strides = windows if stride is None else as_tuple(stride, 2, f"{name} stride")
+    check_padding(name, padding, 2)
 
     def out_size(spatial, pads):
         return tuple(map(window_output_size, spatial, windows, strides, pads))

@@ -1,4 +1,4 @@
-"""Recurrent layers: `SimpleRNN`, `LSTM`, `GRU`, `Bidirectional`, and their cells.
+"""Recurrent layers: `SimpleRNN`, `LSTM`, `GRU`, `Bidirectional`, `WithLengths`, and cells.
 
 Inputs are batch-major ``(batch, time, features)``. Each layer runs its cell
 in a `lax.scan` over time, so backpropagation through time is ``jax.grad`` of
@@ -23,6 +23,8 @@ Every layer's ``apply`` takes, besides ``key`` and ``train``:
 the carry and outputs zeros, so a padded sequence gives the same result as the
 unpadded one), ``initial_carry`` (zeros by default), and ``reverse`` (run from
 the last step to the first; outputs stay aligned with the input's time order).
+Combinators pass ``mask`` on to the recurrent layers inside them, and
+`WithLengths` builds it from ``(x, lengths)`` inputs.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ import jax.numpy as jnp
 from funcnets import initializers
 from funcnets.initializers import Initializer
 from funcnets.layers.base import Layer, check_rank, layer_name, make_layer, shape_error
+from funcnets.layers.combinators import is_shape
 
 Carry = Any  # h (batch, hidden), or (h, c) for the LSTM
 
@@ -44,6 +47,7 @@ __all__ = [
     "LSTM",
     "Bidirectional",
     "SimpleRNN",
+    "WithLengths",
     "gru_cell",
     "lstm_cell",
     "sequence_mask",
@@ -129,19 +133,31 @@ def sequence_mask(lengths: jax.Array, time: int) -> jax.Array:
 
 
 class _Kind(NamedTuple):
-    """What distinguishes one recurrent layer from another."""
+    """What each recurrent layer type supplies to `_recurrent`."""
 
     name: str
     gates: int  # hidden-width blocks in wi and wh
-    two_biases: bool  # bi and bh (the GRU) rather than b
     cell: Callable  # (params, carry, x_t) -> (carry, h)
-    lstm: bool  # carry (h, c) rather than h
+    biases: Callable  # (key, width) -> the bias params, e.g. {"b": (width,)}
+    carry: Callable  # zeros (batch, hidden) -> the zero carry, whose first leaf is h
 
 
-_SIMPLE_RNN = _Kind("SimpleRNN", 1, False, simple_rnn_cell, False)
-_LSTM = _Kind("LSTM", 4, False, lstm_cell, True)
-_GRU = _Kind("GRU", 3, True, gru_cell, False)
-_RECURRENT = {kind.name for kind in (_SIMPLE_RNN, _LSTM, _GRU)}
+def _one_bias(b_init: Initializer, fill: Callable = lambda b: b) -> Callable:
+    """``{"b": fill(b_init(key, (width,)))}``."""
+    return lambda key, width: {"b": fill(b_init(key, (width,)))}
+
+
+def _input_and_hidden_biases(b_init: Initializer) -> Callable:
+    """``{"bi": ..., "bh": ...}``, each from ``b_init`` with its own key (the GRU's)."""
+
+    def biases(key, width):
+        bi_key, bh_key = jax.random.split(key)
+        return {"bi": b_init(bi_key, (width,)), "bh": b_init(bh_key, (width,))}
+
+    return biases
+
+
+_RECURRENT = {"SimpleRNN", "LSTM", "GRU"}
 
 
 def _recurrent(
@@ -151,10 +167,8 @@ def _recurrent(
     unroll: int,
     w_init: Initializer,
     h_init: Initializer,
-    b_init: Initializer,
-    bias_fill: Callable[[jax.Array], jax.Array] = lambda b: b,
 ) -> Layer:
-    """Builds the layer for one `_Kind`; ``bias_fill`` edits the initial biases."""
+    """Builds the layer for one `_Kind`."""
     if hidden < 1:
         raise ValueError(f"{kind.name}: hidden must be a positive int, got {hidden!r}")
     if unroll < 1:
@@ -168,12 +182,7 @@ def _recurrent(
         # Each gate's recurrent block is initialised on its own (e.g. orthogonal per gate).
         wh_blocks = [h_init(k, (hidden, hidden)) for k in jax.random.split(wh_key, kind.gates)]
         params = {"wi": w_init(wi_key, (features, width)), "wh": jnp.concatenate(wh_blocks, 1)}
-        if kind.two_biases:
-            bi_key, bh_key = jax.random.split(b_key)
-            params["bi"] = b_init(bi_key, (width,))
-            params["bh"] = b_init(bh_key, (width,))
-        else:
-            params["b"] = bias_fill(b_init(b_key, (width,)))
+        params.update(kind.biases(b_key, width))
         out_shape = (batch, input_shape[1], hidden) if return_sequences else (batch, hidden)
         return out_shape, params, {}
 
@@ -186,7 +195,7 @@ def _recurrent(
         batch, time, _ = x.shape
         xs = jnp.swapaxes(x, 0, 1)  # time-major for the scan
         dtype = jnp.result_type(x.dtype, params["wh"].dtype)  # as the cell computes
-        carry = _initial_carry(kind, hidden, batch, dtype, initial_carry)
+        carry = _initial_carry(kind, jnp.zeros((batch, hidden), dtype), initial_carry)
 
         if mask is None:
 
@@ -211,28 +220,24 @@ def _recurrent(
                 return carry, jnp.where(real, h, 0.0) if return_sequences else None
 
             carry, ys = jax.lax.scan(step, carry, (xs, keep), reverse=reverse, unroll=unroll)
-        last_h = carry[0] if kind.lstm else carry
+        last_h = jax.tree.leaves(carry)[0]
         return (jnp.swapaxes(ys, 0, 1) if return_sequences else last_h), state
 
     return make_layer(kind.name, init, apply)
 
 
-def _initial_carry(kind: _Kind, hidden: int, batch: int, dtype: Any, given: Carry | None) -> Carry:
-    """Zeros, or the user's carry after checking its structure and shapes."""
-    shape = (batch, hidden)
+def _initial_carry(kind: _Kind, zeros: jax.Array, given: Carry | None) -> Carry:
+    """The zero carry, or the user's after checking it has the zero carry's structure and shapes."""
+    carry = kind.carry(zeros)
     if given is None:
-        zeros = jnp.zeros(shape, dtype)
-        return (zeros, zeros) if kind.lstm else zeros
-    parts = given if kind.lstm else (given,)
-    if kind.lstm and not (isinstance(given, tuple | list) and len(given) == 2):
-        raise ValueError(f"LSTM: initial_carry must be a pair (h, c) of {shape} arrays")
-    for part in parts:
-        if jnp.shape(part) != shape:
-            raise ValueError(
-                f"{kind.name}: initial_carry must be {'(h, c), each ' if kind.lstm else ''}"
-                f"of shape (batch, hidden) = {shape}, got {jnp.shape(part)}"
-            )
-    return tuple(jnp.asarray(p, dtype) for p in parts) if kind.lstm else jnp.asarray(given, dtype)
+        return carry
+    structure, leaves = jax.tree.structure(carry), jax.tree.leaves(given)
+    if len(leaves) != structure.num_leaves or any(jnp.shape(a) != zeros.shape for a in leaves):
+        raise ValueError(
+            f"{kind.name}: initial_carry must be shaped as the zero carry, (batch, hidden) per "
+            f"array: {jax.tree.map(jnp.shape, carry)}, got {jax.tree.map(jnp.shape, given)}"
+        )
+    return jax.tree.unflatten(structure, [jnp.asarray(a, zeros.dtype) for a in leaves])
 
 
 def SimpleRNN(
@@ -251,7 +256,8 @@ def SimpleRNN(
     ``(batch, hidden)``. ``apply`` also takes ``mask``, ``initial_carry`` (h) and
     ``reverse``; see the module docstring. ``unroll`` steps per `lax.scan` iteration.
     """
-    return _recurrent(_SIMPLE_RNN, hidden, return_sequences, unroll, w_init, h_init, b_init)
+    kind = _Kind("SimpleRNN", 1, simple_rnn_cell, _one_bias(b_init), lambda h: h)
+    return _recurrent(kind, hidden, return_sequences, unroll, w_init, h_init)
 
 
 def LSTM(
@@ -275,9 +281,8 @@ def LSTM(
     def open_forget_gate(b: jax.Array) -> jax.Array:
         return b.at[hidden : 2 * hidden].add(forget_bias)
 
-    return _recurrent(
-        _LSTM, hidden, return_sequences, unroll, w_init, h_init, b_init, open_forget_gate
-    )
+    kind = _Kind("LSTM", 4, lstm_cell, _one_bias(b_init, open_forget_gate), lambda h: (h, h))
+    return _recurrent(kind, hidden, return_sequences, unroll, w_init, h_init)
 
 
 def GRU(
@@ -294,7 +299,8 @@ def GRU(
     Params: ``wi`` (in, 3h), ``wh`` (h, 3h), ``bi`` (3h,), ``bh`` (3h,), gate blocks in
     order reset, update, new (PyTorch's layout). Carry ``h``. Output as for `SimpleRNN`.
     """
-    return _recurrent(_GRU, hidden, return_sequences, unroll, w_init, h_init, b_init)
+    kind = _Kind("GRU", 3, gru_cell, _input_and_hidden_biases(b_init), lambda h: h)
+    return _recurrent(kind, hidden, return_sequences, unroll, w_init, h_init)
 
 
 def Bidirectional(rnn: Layer) -> Layer:
@@ -329,3 +335,60 @@ def Bidirectional(rnn: Layer) -> Layer:
         return jnp.concatenate(outputs, axis=-1), state
 
     return make_layer("Bidirectional", init, apply, children=(("forward", rnn), ("backward", rnn)))
+
+
+def WithLengths(layer: Layer) -> Layer:
+    """``layer`` on right-padded sequences given with their lengths, ``(x, lengths)``.
+
+    ``apply`` takes ``(x, lengths)``: ``x`` (batch, time, ...) padded at the
+    end, ``lengths`` int (batch,); it calls ``layer`` on ``x`` with
+    ``mask=sequence_mask(lengths, time)``, which combinators pass on to every
+    layer inside that takes ``mask`` (the recurrent ones), so each sequence
+    gets the result it would get unpadded. ``x`` alone (every step real)
+    works too. ``init`` takes the matching shapes, ``((batch, time, ...),
+    (batch,))`` or ``x``'s. Params and state are ``layer``'s, unnested; the
+    output is ``layer``'s (the lengths stop here). Other per-call keywords go
+    to ``layer``.
+
+    Example:
+        >>> import jax, jax.numpy as jnp, funcnets as fn
+        >>> net = fn.WithLengths(fn.Sequential(fn.Embedding(10, 4), fn.LSTM(3)))
+        >>> _, params, state = net.init(jax.random.key(0), ((2, 5), (2,)))
+        >>> tokens, lengths = jnp.array([[1, 2, 3, 0, 0], [4, 5, 6, 7, 8]]), jnp.array([3, 5])
+        >>> y, _ = net.apply(params, state, (tokens, lengths))
+        >>> bool(jnp.allclose(y[0], net.apply(params, state, tokens[:1, :3])[0][0]))
+        True
+    """
+    if not layer.accepts("mask"):
+        raise TypeError(f"WithLengths: {layer_name(layer)} takes no mask=, nor any layer inside it")
+
+    def init(key, input_shape):
+        return layer.init(key, input_shape if is_shape(input_shape) else _checked(input_shape)[0])
+
+    def apply(params, state, x, *, key=None, train=False, **kwargs):
+        mask = {}
+        if isinstance(x, tuple | list):
+            x, lengths = _checked(x, jnp.shape)
+            mask = {"mask": sequence_mask(lengths, x.shape[1])}
+        return layer.apply(params, state, x, key=key, train=train, **mask, **kwargs)
+
+    return make_layer(
+        "WithLengths",
+        init,
+        apply,
+        (("", layer),),
+        child_input=lambda shape, _: shape if is_shape(shape) else shape[0],
+        accepts=layer.accepts,
+    )
+
+
+def _checked(pair: Any, shape: Callable = tuple) -> tuple[Any, Any]:
+    """An ``(x, lengths)`` pair (of arrays, or of their ``shape``s), checked to match."""
+    if len(pair) == 2:
+        x, lengths = pair
+        if len(shape(x)) >= 2 and tuple(shape(lengths)) == tuple(shape(x))[:1]:
+            return x, lengths
+    raise ValueError(
+        "WithLengths: expected (x, lengths) of shapes ((batch, time, ...), (batch,)), "
+        f"got {tuple(tuple(shape(part)) for part in pair)}"
+    )

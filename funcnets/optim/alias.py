@@ -4,11 +4,19 @@ In the update rules ``g`` is the gradient, ``eta`` the learning rate (a
 scalar or a schedule of the step), ``t = 1, 2, ...`` the step and ``p`` the
 parameter; the returned updates are added to the parameters with
 :func:`~funcnets.optim.apply_updates`.
+
+Hyperparameters are checked when an optimizer is built (see
+:mod:`~funcnets.optim.hyperparameters`): a learning rate or weight decay is a
+finite number >= 0 or a schedule; ``b1``, ``b2``, ``decay`` and ``momentum``
+lie in [0, 1) (at 1 a moving average stops moving, and Adam's bias correction
+``1 - b1^t`` is zero); Adadelta's ``rho`` and Lion's ``b1``, ``b2`` in [0, 1]
+(finite at 1); every ``eps`` >= 0.
 """
 
 from typing import Any
 
 from funcnets.optim.base import GradientTransformation, ScalarOrSchedule, chain
+from funcnets.optim.hyperparameters import DECAY, NON_NEGATIVE, RATE, UNIT, checked
 from funcnets.optim.transforms import (
     add_decayed_weights,
     scale_by_adadelta,
@@ -24,6 +32,7 @@ from funcnets.optim.transforms import (
 )
 
 
+@checked(learning_rate=RATE, momentum=DECAY)
 def sgd(
     learning_rate: ScalarOrSchedule,
     momentum: float | None = None,
@@ -51,6 +60,7 @@ def sgd(
     return chain(trace(momentum, nesterov, accumulator_dtype), lr)
 
 
+@checked(learning_rate=RATE, initial_accumulator_value=NON_NEGATIVE, eps=NON_NEGATIVE)
 def adagrad(
     learning_rate: ScalarOrSchedule,
     initial_accumulator_value: float = 0.1,
@@ -74,6 +84,9 @@ def adagrad(
     )
 
 
+@checked(
+    learning_rate=RATE, decay=DECAY, eps=NON_NEGATIVE, initial_scale=NON_NEGATIVE, momentum=DECAY
+)
 def rmsprop(
     learning_rate: ScalarOrSchedule,
     decay: float = 0.9,
@@ -116,6 +129,7 @@ def rmsprop(
     return chain(*blocks)
 
 
+@checked(learning_rate=RATE, rho=UNIT, eps=NON_NEGATIVE, weight_decay=RATE)
 def adadelta(
     learning_rate: ScalarOrSchedule | None = None,
     rho: float = 0.9,
@@ -151,6 +165,7 @@ def adadelta(
     )
 
 
+@checked(learning_rate=RATE, b1=DECAY, b2=DECAY, eps=NON_NEGATIVE, eps_root=NON_NEGATIVE)
 def adam(
     learning_rate: ScalarOrSchedule,
     b1: float = 0.9,
@@ -185,6 +200,7 @@ def adam(
     )
 
 
+@checked(learning_rate=RATE, b1=DECAY, b2=DECAY, eps=NON_NEGATIVE, eps_root=NON_NEGATIVE)
 def nadam(
     learning_rate: ScalarOrSchedule,
     b1: float = 0.9,
@@ -212,6 +228,14 @@ def nadam(
     return adam(learning_rate, b1, b2, eps, eps_root, mu_dtype, nesterov=True)
 
 
+@checked(
+    learning_rate=RATE,
+    b1=DECAY,
+    b2=DECAY,
+    eps=NON_NEGATIVE,
+    eps_root=NON_NEGATIVE,
+    weight_decay=RATE,
+)
 def adamw(
     learning_rate: ScalarOrSchedule,
     b1: float = 0.9,
@@ -251,6 +275,7 @@ def adamw(
     )
 
 
+@checked(learning_rate=RATE, b1=DECAY, b2=DECAY, eps=NON_NEGATIVE)
 def adamax(
     learning_rate: ScalarOrSchedule,
     b1: float = 0.9,
@@ -274,6 +299,7 @@ def adamax(
     return chain(scale_by_adamax(b1, b2, eps), scale_by_learning_rate(learning_rate))
 
 
+@checked(learning_rate=RATE, b1=DECAY, b2=DECAY, eps=NON_NEGATIVE, eps_root=NON_NEGATIVE)
 def amsgrad(
     learning_rate: ScalarOrSchedule,
     b1: float = 0.9,
@@ -308,6 +334,7 @@ def amsgrad(
     )
 
 
+@checked(learning_rate=RATE, b1=UNIT, b2=UNIT, weight_decay=RATE)
 def lion(
     learning_rate: ScalarOrSchedule,
     b1: float = 0.9,

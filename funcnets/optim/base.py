@@ -56,6 +56,20 @@ class CountState(NamedTuple):
     count: jax.Array
 
 
+class ScaleByScheduleState(NamedTuple):
+    """State of :func:`~funcnets.optim.scale_by_learning_rate` with a schedule.
+
+    Attributes:
+        count: The number of updates made (int32 scalar).
+        learning_rate: The (unsigned) learning rate applied at the last update,
+            ``schedule(count - 1)``; ``schedule(0)`` before the first (float32 scalar).
+            Read it with :func:`learning_rate`.
+    """
+
+    count: jax.Array
+    learning_rate: jax.Array
+
+
 class TraceState(NamedTuple):
     """Momentum buffer of :func:`~funcnets.optim.trace`."""
 
@@ -123,6 +137,35 @@ class MultiTransformState(NamedTuple):
     """One inner state per label of :func:`multi_transform`."""
 
     inner_states: dict[Hashable, OptState]
+
+
+def learning_rate(opt_state: OptState) -> jax.Array | None:
+    """The learning rate of the last update, from an optimizer state with a schedule.
+
+    Read from the first :class:`ScaleByScheduleState` in ``opt_state`` (depth
+    first, in pytree order), e.g. to log the learning rate of each epoch.
+
+    Args:
+        opt_state: Any optimizer state, e.g. of ``adam(schedule)``.
+
+    Returns:
+        A float32 scalar, or None when no scheduled learning rate is in the state
+        (a constant learning rate keeps no state).
+
+    Example:
+        >>> import jax.numpy as jnp, funcnets as fn
+        >>> tx = fn.optim.sgd(fn.optim.linear_schedule(1.0, 0.0, transition_steps=4))
+        >>> params = {"w": jnp.zeros(2)}
+        >>> state = tx.init(params)
+        >>> for _ in range(2):
+        ...     _, state = tx.update({"w": jnp.ones(2)}, state)
+        >>> fn.optim.learning_rate(state)  # schedule(1): the second update's rate
+        Array(0.75, dtype=float32)
+        >>> fn.optim.learning_rate(fn.optim.sgd(0.1).init(params)) is None
+        True
+    """
+    nodes = jax.tree.leaves(opt_state, is_leaf=lambda x: isinstance(x, ScaleByScheduleState))
+    return next((n.learning_rate for n in nodes if isinstance(n, ScaleByScheduleState)), None)
 
 
 def apply_updates(params: Params, updates: Updates) -> Params:

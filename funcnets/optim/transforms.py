@@ -23,10 +23,20 @@ from funcnets.optim.base import (
     ScaleByLionState,
     ScaleByRmsState,
     ScaleByRssState,
+    ScaleByScheduleState,
     ScaleByStddevState,
     TraceState,
     Updates,
     masked,
+)
+from funcnets.optim.hyperparameters import (
+    DECAY,
+    FINITE,
+    NON_NEGATIVE,
+    POSITIVE,
+    RATE,
+    UNIT,
+    checked,
 )
 
 
@@ -105,11 +115,13 @@ def set_to_zero() -> GradientTransformation:
     return _stateless(lambda updates, params: jax.tree.map(jnp.zeros_like, updates))
 
 
+@checked(step_size=FINITE)
 def scale(step_size: float | jax.Array) -> GradientTransformation:
     """Multiply the updates by a fixed scalar: ``u = step_size * g``."""
     return _stateless(lambda updates, params: jax.tree.map(lambda g: step_size * g, updates))
 
 
+@checked(learning_rate=RATE)
 def scale_by_learning_rate(
     learning_rate: ScalarOrSchedule, *, flip_sign: bool = True
 ) -> GradientTransformation:
@@ -122,28 +134,33 @@ def scale_by_learning_rate(
             direction into a step to add to the parameters.
 
     Returns:
-        The transformation; its state is ``CountState(count)`` for a schedule,
-        ``EmptyState()`` for a scalar.
+        The transformation; its state is ``EmptyState()`` for a scalar, and for a
+        schedule ``ScaleByScheduleState(count, learning_rate)``, which records the
+        rate of the last update (see :func:`~funcnets.optim.learning_rate`).
     """
     sign = -1 if flip_sign else 1
     if not callable(learning_rate):
         return scale(sign * learning_rate)
 
-    def init(params: Params) -> CountState:
+    def init(params: Params) -> ScaleByScheduleState:
         del params
-        return CountState(_zero_count())
+        count = _zero_count()
+        return ScaleByScheduleState(count, jnp.asarray(learning_rate(count), jnp.float32))
 
     def update(
-        updates: Updates, state: CountState, params: Params | None = None
-    ) -> tuple[Updates, CountState]:
+        updates: Updates, state: ScaleByScheduleState, params: Params | None = None
+    ) -> tuple[Updates, ScaleByScheduleState]:
         del params
-        step = sign * learning_rate(state.count)
-        updates = jax.tree.map(lambda g: jnp.asarray(step, g.dtype) * g, updates)
-        return updates, CountState(_increment(state.count))
+        rate = learning_rate(state.count)
+        updates = jax.tree.map(lambda g: jnp.asarray(sign * rate, g.dtype) * g, updates)
+        return updates, ScaleByScheduleState(
+            _increment(state.count), jnp.asarray(rate, jnp.float32)
+        )
 
     return GradientTransformation(init, update)
 
 
+@checked(decay=DECAY)
 def trace(
     decay: float, nesterov: bool = False, accumulator_dtype: Any | None = None
 ) -> GradientTransformation:
@@ -187,6 +204,7 @@ def trace(
     return GradientTransformation(init, update)
 
 
+@checked(initial_accumulator_value=NON_NEGATIVE, eps=NON_NEGATIVE)
 def scale_by_rss(
     initial_accumulator_value: float = 0.1, eps: float = 1e-7
 ) -> GradientTransformation:
@@ -225,6 +243,7 @@ def _rms_scaling(v: jax.Array, eps: float, eps_in_sqrt: bool) -> jax.Array:
     return jax.lax.rsqrt(v + eps) if eps_in_sqrt else 1 / (jnp.sqrt(v) + eps)
 
 
+@checked(decay=DECAY, eps=NON_NEGATIVE, initial_scale=NON_NEGATIVE)
 def scale_by_rms(
     decay: float = 0.9,
     eps: float = 1e-8,
@@ -265,6 +284,7 @@ def scale_by_rms(
     return GradientTransformation(init, update)
 
 
+@checked(decay=DECAY, eps=NON_NEGATIVE, initial_scale=NON_NEGATIVE)
 def scale_by_stddev(
     decay: float = 0.9,
     eps: float = 1e-8,
@@ -325,6 +345,7 @@ def _adam_init(mu_dtype: Any) -> Callable[[Params], ScaleByAdamState]:
     return init
 
 
+@checked(b1=DECAY, b2=DECAY, eps=NON_NEGATIVE, eps_root=NON_NEGATIVE)
 def scale_by_adam(
     b1: float = 0.9,
     b2: float = 0.999,
@@ -378,6 +399,7 @@ def scale_by_adam(
     return GradientTransformation(_adam_init(mu_dtype), update)
 
 
+@checked(b1=DECAY, b2=DECAY, eps=NON_NEGATIVE, eps_root=NON_NEGATIVE)
 def scale_by_amsgrad(
     b1: float = 0.9,
     b2: float = 0.999,
@@ -430,6 +452,7 @@ def scale_by_amsgrad(
     return GradientTransformation(init, update)
 
 
+@checked(b1=DECAY, b2=DECAY, eps=NON_NEGATIVE)
 def scale_by_adamax(
     b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8
 ) -> GradientTransformation:
@@ -460,6 +483,7 @@ def scale_by_adamax(
     return GradientTransformation(_adam_init(None), update)
 
 
+@checked(rho=UNIT, eps=NON_NEGATIVE)
 def scale_by_adadelta(rho: float = 0.9, eps: float = 1e-6) -> GradientTransformation:
     """Adadelta's scaling (Zeiler, 2012).
 
@@ -494,6 +518,7 @@ def scale_by_adadelta(rho: float = 0.9, eps: float = 1e-6) -> GradientTransforma
     return GradientTransformation(init, update)
 
 
+@checked(b1=UNIT, b2=UNIT)
 def scale_by_lion(
     b1: float = 0.9, b2: float = 0.99, mu_dtype: Any | None = None
 ) -> GradientTransformation:
@@ -524,6 +549,7 @@ def scale_by_lion(
     return GradientTransformation(init, update)
 
 
+@checked(weight_decay=RATE)
 def add_decayed_weights(
     weight_decay: ScalarOrSchedule = 0.0, mask: Any | None = None
 ) -> GradientTransformation:
@@ -567,6 +593,7 @@ def add_decayed_weights(
     return tx if mask is None else masked(tx, mask)
 
 
+@checked(max_delta=POSITIVE)
 def clip(max_delta: float | jax.Array) -> GradientTransformation:
     """Clip every element of the updates to ``[-max_delta, max_delta]``."""
     return _stateless(
@@ -574,6 +601,7 @@ def clip(max_delta: float | jax.Array) -> GradientTransformation:
     )
 
 
+@checked(max_norm=POSITIVE)
 def clip_by_global_norm(max_norm: float | jax.Array) -> GradientTransformation:
     """Rescale the updates so their global norm is at most ``max_norm``.
 

@@ -15,7 +15,6 @@ import pytest
 from funcnets.data import DataError, load_fashion_mnist, load_mnist
 from funcnets.data.mnist import FASHION_MNIST, MNIST, IdxDataset, load_idx_dataset
 
-SHARED = Path("/work/shared/data")
 FILES = [
     "train-images-idx3-ubyte.gz",
     "train-labels-idx1-ubyte.gz",
@@ -206,8 +205,8 @@ def test_checksum_valid_but_malformed_file_names_file_and_problem(tmp_path, fake
         load_idx_dataset(spec, root=tmp_path, download=False)
 
 
-def linked_root(tmp_path: Path, name: str) -> Path:
-    source = SHARED / name
+def linked_root(tmp_path: Path, real_data: Path, name: str) -> Path:
+    source = real_data / name
     if not all((source / f).exists() for f in FILES):
         pytest.skip(f"real {name} files not found in {source}")
     (tmp_path / name).mkdir()
@@ -228,8 +227,8 @@ FASHION_COUNTS = ([6000] * 10, [1000] * 10)
     ("loader", "name", "counts"),
     [(load_mnist, "mnist", MNIST_COUNTS), (load_fashion_mnist, "fashion-mnist", FASHION_COUNTS)],
 )
-def test_real_files(tmp_path, loader, name, counts):
-    root = linked_root(tmp_path, name)
+def test_real_files(tmp_path, real_data, loader, name, counts):
+    root = linked_root(tmp_path, real_data, name)
     splits = loader(root=root, download=False)
     for (x, y), n, count in zip(splits, (60000, 10000), counts, strict=True):
         assert x.shape == (n, 28, 28, 1) and x.dtype == np.float32

@@ -1,4 +1,5 @@
-"""Sequential, Residual, Parallel, Lambda: keys, nesting, key splitting, error paths."""
+"""Sequential, Residual, Parallel, Lambda: keys, nesting, key splitting, error paths, and
+per-call keywords (a recurrent layer's mask) passed on to the children that take them."""
 
 import jax
 import jax.numpy as jnp
@@ -96,3 +97,76 @@ def test_state_flows_through_combinators():
     assert jax.tree.structure(new_state) == jax.tree.structure(state)
     assert not np.allclose(new_state["1"]["mean"], state["1"]["mean"])
     assert not np.allclose(new_state["2"]["0"]["mean"], state["2"]["0"]["mean"])
+
+
+def Scale(name="Scale"):
+    """A parameterless layer whose apply takes a per-call keyword: ``y = factor * x``."""
+
+    def init(key, input_shape):
+        return input_shape, {}, {}
+
+    def apply(params, state, x, *, key=None, train=False, factor=1.0):
+        return factor * x, state
+
+    return fn.Layer(init, apply, name=name)
+
+
+def Recorder(seen):
+    """A layer whose apply takes any keyword (``**kwargs``) and records what it got."""
+
+    def apply(params, state, x, *, key=None, train=False, **kwargs):
+        seen.append(kwargs)
+        return x, state
+
+    return fn.Layer(lambda key, shape: (shape, {}, {}), apply, name="Recorder")
+
+
+def test_per_call_keywords_reach_every_child_that_takes_them():
+    x = jnp.arange(1.0, 7.0).reshape(2, 3)
+    cases = [  # factor reaches every Scale, through nesting too, and nothing else
+        (fn.Sequential(Scale(), fn.relu, fn.Residual(Scale())), (3.0 * x + 9.0 * x,)),
+        (fn.Parallel(Scale(), fn.relu), (3.0 * x, x)),
+        (fn.Residual(fn.Sequential(fn.Lambda(jnp.sin), Scale())), (x + 3.0 * jnp.sin(x),)),
+    ]
+    for net, expected in cases:
+        _, params, state = net.init(jax.random.key(0), x.shape)
+        assert net.accepts("factor") and not net.accepts("mask")
+        y, _ = net.apply(params, state, x, factor=3.0)
+        for got, want in zip(y if isinstance(y, tuple) else (y,), expected, strict=True):
+            np.testing.assert_allclose(got, want, rtol=1e-6)
+    seen = []
+    net = fn.Sequential(Scale(), Recorder(seen))
+    net.apply({"0": {}, "1": {}}, {"0": {}, "1": {}}, x, factor=2.0, anything="yes")
+    assert seen == [{"factor": 2.0, "anything": "yes"}]
+
+
+def test_a_keyword_no_child_takes_is_a_type_error_naming_the_combinator():
+    x = jnp.ones((2, 3))
+    cases = [
+        (fn.Sequential(fn.Dense(3), fn.Residual(fn.Dense(3))), "Sequential", "Dense, Residual"),
+        (fn.Parallel(fn.Dense(3), Scale()), "Parallel", "Dense, Scale"),
+        (fn.Residual(fn.Dense(3)), "Residual", "Dense"),
+    ]
+    for net, name, children in cases:
+        _, params, state = net.init(jax.random.key(0), x.shape)
+        with pytest.raises(TypeError, match=rf"^{name}: got mask=, which none of its layers takes"):
+            net.apply(params, state, x, mask=jnp.ones((2, 3), bool))
+        with pytest.raises(TypeError, match=rf"\({children}\)$"):
+            net.apply(params, state, x, mask=jnp.ones((2, 3), bool))
+
+
+def test_mask_reaches_stacked_recurrent_layers_inside_combinators():
+    """The same mask reaches every LSTM, through Residual and Bidirectional too."""
+    net = fn.Sequential(
+        fn.Dense(4),
+        fn.Residual(fn.LSTM(4, return_sequences=True)),
+        fn.Bidirectional(fn.LSTM(3, return_sequences=True)),
+        fn.GRU(2),
+    )
+    lengths = np.array([5, 2, 3])
+    x = np.random.default_rng(0).normal(size=(3, 5, 3)).astype(np.float32)
+    _, params, state = net.init(jax.random.key(0), x.shape)
+    y, _ = jax.jit(net.apply)(params, state, x, mask=fn.sequence_mask(lengths, 5))
+    for i, length in enumerate(lengths):
+        alone, _ = net.apply(params, state, x[i : i + 1, :length])
+        np.testing.assert_allclose(y[i], alone[0], rtol=1e-5, atol=1e-6)

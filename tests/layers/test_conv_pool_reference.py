@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 import funcnets as fn
+from funcnets.layers import conv as conv_module
 
 RNG = np.random.default_rng(0)
 
@@ -267,3 +268,47 @@ def test_patches_rule_follows_the_measurements():
     assert not uses_patches(3, 32, 1, [(1, 1), (1, 1)])
     assert not uses_patches(16, 16, 1, [(0, 0), (0, 0)])
     assert not uses_patches(2, 4, 2, [(0, 0), (0, 0)])
+
+
+DTYPE_CASES = {
+    "Conv1D": (lambda: fn.Conv1D(3, 3), (2, 6, 2)),
+    "Conv2D": (lambda: fn.Conv2D(3, 3, stride=2), (2, 5, 5, 2)),
+    "ConvTranspose2D": (lambda: fn.ConvTranspose2D(3, 3, stride=2), (2, 3, 3, 2)),
+}
+# Each convolution on each of its code paths: patches/matmul or XLA's (ConvTranspose2D: XLA).
+PATHS = ["Conv1D-patches", "Conv1D-xla", "Conv2D-patches", "Conv2D-xla", "ConvTranspose2D-xla"]
+
+
+def built_on_path(case, monkeypatch):
+    """The layer, params, state and input shape of a case, its code path forced."""
+    name, path = case.split("-")
+    monkeypatch.setattr(conv_module, "uses_patches", lambda *args: path == "patches")
+    factory, shape = DTYPE_CASES[name]
+    layer = factory()
+    _, params, state = layer.init(jax.random.key(0), shape)
+    return name, layer, params, state, shape
+
+
+@pytest.mark.parametrize("case", PATHS)
+def test_integer_input_raises_naming_the_layer_on_every_path(case, monkeypatch):
+    name, layer, params, state, shape = built_on_path(case, monkeypatch)
+    pattern = rf"^{name}: expected a floating-point input, got dtype int32"
+    for apply in (layer.apply, jax.jit(layer.apply)):
+        with pytest.raises(ValueError, match=pattern):
+            apply(params, state, jnp.ones(shape, jnp.int32))
+
+
+@pytest.mark.parametrize("case", PATHS)
+def test_input_and_kernel_dtypes_promote_alike_on_every_path(case, monkeypatch):
+    """bfloat16 input, float32 kernel: float32 (jnp promotion), exactly the float32 result;
+    bfloat16 input and kernel: bfloat16, close to it (mixed precision)."""
+    _, layer, params, state, shape = built_on_path(case, monkeypatch)
+    x = jax.random.normal(jax.random.key(1), shape, jnp.bfloat16)
+    expected, _ = layer.apply(params, state, x.astype(jnp.float32))
+    mixed, _ = layer.apply(params, state, x)
+    assert mixed.dtype == jnp.float32
+    np.testing.assert_array_equal(mixed, expected)
+    half_params = jax.tree.map(lambda p: p.astype(jnp.bfloat16), params)
+    half, _ = jax.jit(layer.apply)(half_params, state, x)
+    assert half.dtype == jnp.bfloat16
+    np.testing.assert_allclose(np.float32(half), expected, rtol=0.05, atol=0.05)

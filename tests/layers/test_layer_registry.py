@@ -1,6 +1,7 @@
 """Generic checks run on every public layer, driven by one registry of cases.
 
-Each case builds a layer and an input shape. For each, the tests check that
+Each case builds a layer and an input shape (a pair of shapes for an
+``(x, lengths)`` input). For each, the tests check that
 init's output shape is the real one, jit equals eager, vmap over examples
 equals the batched call, gradients w.r.t. params and input match finite
 differences in float64, per-example gradients by vmap(grad) equal a loop,
@@ -53,6 +54,12 @@ CASES = {
         lambda: fn.Bidirectional(fn.GRU(2, return_sequences=True)),
         (2, 3, 3),
     ),
+    "WithLengths": (  # input (x, lengths)
+        lambda: fn.WithLengths(
+            fn.Sequential(fn.Dense(3), fn.tanh, fn.Bidirectional(fn.GRU(2, return_sequences=True)))
+        ),
+        ((3, 4, 2), (3,)),
+    ),
 }
 INTEGER_INPUT = {"Embedding"}
 NOT_LAYERS = {"Layer", "make_layer", "gru_cell", "lstm_cell", "simple_rnn_cell", "sequence_mask"}
@@ -66,6 +73,10 @@ def make_case(name, dtype=jnp.float32):
     params, state = jax.tree.map(cast, (params, state))
     if name in INTEGER_INPUT:
         x = jax.random.randint(jax.random.key(1), shape, 0, 7)
+    elif isinstance(shape[0], tuple):  # (x, lengths)
+        x_shape, lengths_shape = shape
+        lengths = jax.random.randint(jax.random.key(2), lengths_shape, 0, x_shape[1] + 1)
+        x = (jax.random.normal(jax.random.key(1), x_shape, dtype), lengths)
     else:
         x = jax.random.normal(jax.random.key(1), shape, dtype)
     return layer, out_shape, params, state, x
@@ -120,7 +131,7 @@ def test_vmap_over_examples_equals_batch(name):
     layer, _, params, state, x = make_case(name)
 
     def one(xi):
-        return layer.apply(params, state, xi[None])[0]
+        return layer.apply(params, state, jax.tree.map(lambda a: a[None], xi))[0]
 
     per_example = jax.vmap(one)(x)
     batched, _ = layer.apply(params, state, x)
@@ -155,6 +166,8 @@ def test_gradients_match_finite_differences(name, train, x64):
 
     if name in INTEGER_INPUT:
         fn.testing.check_grads(lambda p: loss(p, x), (params,))
+    elif isinstance(x, tuple):  # (x, lengths): no gradient w.r.t. integer lengths
+        fn.testing.check_grads(lambda p, xs: loss(p, (xs, x[1])), (params, x[0]))
     else:
         fn.testing.check_grads(loss, (params, x))
 
@@ -167,12 +180,12 @@ def test_per_example_gradients_equal_a_loop(name):
     layer, _, params, state, x = make_case(name)
 
     def loss(params, xi):
-        return weighted_sum(layer.apply(params, state, xi[None])[0])
+        return weighted_sum(layer.apply(params, state, jax.tree.map(lambda a: a[None], xi))[0])
 
     grad = jax.jit(jax.grad(loss))
     per_example = jax.vmap(grad, in_axes=(None, 0))(params, x)
-    for i in range(x.shape[0]):
-        single = grad(params, x[i])
+    for i in range(len(jax.tree.leaves(x)[0])):
+        single = grad(params, jax.tree.map(lambda a, i=i: a[i], x))
         jax.tree.map(
             lambda a, b, i=i: np.testing.assert_allclose(a[i], b, rtol=1e-5, atol=1e-6),
             per_example,

@@ -1,5 +1,7 @@
 """BatchNorm, LayerNorm, GroupNorm against numpy; Dropout's train/eval contract."""
 
+import re
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -118,3 +120,26 @@ def test_dropout_masks_depend_only_on_the_key():
     c, _ = d.apply({}, {}, x, key=jax.random.key(2), train=True)
     np.testing.assert_array_equal(a, b)
     assert not np.array_equal(a, c)
+
+
+@pytest.mark.parametrize("shape", [(1, 4), (1, 1, 1, 4)])
+def test_batchnorm_training_on_one_value_per_channel_raises_eagerly_and_under_jit(shape):
+    """One value per channel is its own mean: the output would be the bias and the running
+    variance would decay to 0 (PyTorch: "Expected more than 1 value per channel")."""
+    bn = fn.BatchNorm()
+    _, params, state = bn.init(jax.random.key(0), shape)
+    pattern = rf"^BatchNorm: expected more than 1 value per channel when training, got input {re.escape(str(shape))}"
+    for apply in (bn.apply, jax.jit(bn.apply, static_argnames="train")):
+        with pytest.raises(ValueError, match=pattern):
+            apply(params, state, jnp.ones(shape), train=True)
+    y, new_state = bn.apply(params, state, jnp.ones(shape))  # eval is fine
+    assert y.shape == shape and new_state is state
+    y, _ = bn.apply(params, state, jnp.ones((1, 2, 1, 4)), train=True)  # 2 pixels: fine
+    assert np.isfinite(y).all()
+
+
+def test_normalization_hyperparameters_are_checked_when_built():
+    with pytest.raises(ValueError, match=r"^BatchNorm: momentum must be in \[0, 1\]"):
+        fn.BatchNorm(momentum=1.5)
+    with pytest.raises(ValueError, match=r"^GroupNorm: groups must be a positive int, got 0"):
+        fn.GroupNorm(0)

@@ -8,7 +8,8 @@ cells scanned by `lax.scan` equal the layers, gradients match finite
 differences, a mask makes a padded batch equal its unpadded sequences
 (zero outputs and zero gradients at padded steps), Bidirectional is the
 concatenation of a forward and a reversed layer, init shapes and values,
-errors that name the layer, and jit / vmap / unroll invariance.
+errors that name the layer, jit / vmap / unroll invariance, and WithLengths
+(``(x, lengths)`` inputs masking every recurrent layer inside).
 
 Compiling dominates the run time (every eager op on a new shape compiles too),
 so inputs, params and masks are numpy arrays, outputs are sliced as numpy
@@ -17,6 +18,7 @@ configuration, shared between tests.
 """
 
 import functools
+import re
 
 import jax
 import jax.numpy as jnp
@@ -521,12 +523,17 @@ def test_lstm_initial_carry_must_be_a_pair():
     params = random_params("LSTM", dtype=np.float32)
     x = np.ones((B, T, F), np.float32)
     h = np.zeros((B, H), np.float32)
-    with pytest.raises(ValueError, match=r"LSTM: initial_carry must be a pair \(h, c\)"):
+    expected = (
+        r"LSTM: initial_carry must be shaped as the zero carry, .*\(\(3, 3\), \(3, 3\)\), got "
+    )
+    with pytest.raises(ValueError, match=expected + r"\(3, 3\)$"):
         layer.apply(params, {}, x, initial_carry=h)
-    with pytest.raises(ValueError, match=r"LSTM: initial_carry must be a pair"):
+    with pytest.raises(ValueError, match=expected + r"\(\(3, 3\), \(3, 3\), \(3, 3\)\)"):
         layer.apply(params, {}, x, initial_carry=(h, h, h))
-    with pytest.raises(ValueError, match=r"LSTM: initial_carry must be \(h, c\), each .*\(3, 3\)"):
+    with pytest.raises(ValueError, match=expected + r"\(\(3, 3\), \(4, 3\)\)"):
         layer.apply(params, {}, x, initial_carry=(h, np.zeros((B + 1, H), np.float32)))
+    y = layer.apply(params, {}, x, initial_carry=[h, h])[0]  # a list works as the pair
+    np.testing.assert_array_equal(y, layer.apply(params, {}, x)[0])
 
 
 def test_bidirectional_errors():
@@ -631,3 +638,42 @@ def test_property_masked_lstm_equals_unpadded(lengths, reverse, seed):
         alone = runner("LSTM", True, reverse)(params, x[i : i + 1, :length])[0]
         np.testing.assert_allclose(y[i, :length], alone, rtol=1e-6, atol=1e-6)
         np.testing.assert_allclose(last[i], alone[0 if reverse else -1], rtol=1e-6, atol=1e-6)
+
+
+# --- 9. WithLengths ---------------------------------------------------------------------------
+
+
+def test_with_lengths_equals_each_sequence_alone():
+    """(x, lengths) masks every recurrent layer inside; x alone runs every step."""
+    inner = fn.Sequential(fn.Dense(F), fn.SimpleRNN(H, return_sequences=True), fn.GRU(2))
+    net = fn.WithLengths(inner)
+    lengths = [5, 2, 3]
+    x = padded_input(lengths, dtype=np.float32)
+    out_shape, params, state = net.init(KEY, ((3, T, F), (3,)))
+    assert out_shape == (3, 2) and params.keys() == {"0", "1", "2"}
+    assert jax.tree.map(np.shape, params) == jax.tree.map(np.shape, inner.init(KEY, x.shape)[1])
+    y, _ = jax.jit(net.apply)(params, state, (x, np.array(lengths)))
+    for i, length in enumerate(lengths):
+        alone, _ = net.apply(params, state, x[i : i + 1, :length])
+        np.testing.assert_allclose(y[i], alone[0], rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(net.apply(params, state, x)[0], inner.apply(params, state, x)[0])
+
+
+def test_with_lengths_errors():
+    with pytest.raises(TypeError, match=r"WithLengths: Dense takes no mask="):
+        fn.WithLengths(fn.Dense(2))
+    with pytest.raises(TypeError, match=r"WithLengths: Sequential takes no mask="):
+        fn.WithLengths(fn.Sequential(fn.Dense(2), fn.relu))
+    net = fn.WithLengths(fn.GRU(H))
+    bad = r"WithLengths: expected \(x, lengths\) of shapes \(\(batch, time, \.\.\.\), \(batch,\)\)"
+    for shapes in [((B, T, F), (B + 1,)), ((B, T, F), (B, 1)), ((B, T, F),), ((B,), (B,))]:
+        with pytest.raises(ValueError, match=rf"{bad}, got {re.escape(str(shapes))}"):
+            net.init(KEY, shapes)
+    _, params, state = net.init(KEY, ((B, T, F), (B,)))
+    x = np.ones((B, T, F), np.float32)
+    with pytest.raises(ValueError, match=rf"{bad}, got \(\(3, 5, 4\), \(2,\)\)"):
+        net.apply(params, state, (x, np.array([1, 2])))
+    with pytest.raises(TypeError, match="multiple values for keyword argument 'mask'"):
+        net.apply(params, state, (x, np.array([1, 2, 3])), mask=np.ones((B, T), bool))
+    with pytest.raises(ValueError, match=r"GRU: expected input of rank 3"):
+        net.init(KEY, ((B, T), (B,)))

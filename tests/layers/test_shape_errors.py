@@ -91,3 +91,35 @@ def test_bad_hyperparameters_are_rejected_when_the_layer_is_built():
         fn.Conv2D(4, 3, padding="FULL").init(KEY, (1, 5, 5, 1))
     with pytest.raises(ValueError, match="Reshape"):
         fn.Reshape((-1, -1))
+
+
+BAD_SIZES = {
+    "Dense(-3)": (lambda: fn.Dense(-3), r"Dense: features must be a positive int, got -3$"),
+    "Dense(0)": (lambda: fn.Dense(0), r"Dense: features must be a positive int, got 0$"),
+    "Maxout(3, 0)": (lambda: fn.Maxout(3, 0), r"Maxout: pieces must be a positive int"),
+    "Conv2D(0, 3)": (lambda: fn.Conv2D(0, 3), r"Conv2D: features must be a positive int"),
+    "Conv1D(-1, 3)": (lambda: fn.Conv1D(-1, 3), r"Conv1D: features must be a positive int"),
+    "ConvT(0, 3)": (lambda: fn.ConvTranspose2D(0, 3), r"ConvTranspose2D: features must be"),
+    "Conv2D(4, 0)": (lambda: fn.Conv2D(4, 0), r"Conv2D kernel_size must be positive, got 0"),
+    "dilation=(1, 0)": (lambda: fn.Conv2D(4, 3, dilation=(1, 0)), r"Conv2D dilation must be"),
+    "groups=0": (lambda: fn.Conv2D(4, 3, groups=0), r"Conv2D: groups must be a positive int"),
+    "padding=-1": (lambda: fn.Conv2D(4, 3, padding=-1), r"Conv2D: padding must be non-neg"),
+    "ConvT(padding='FULL')": (
+        lambda: fn.ConvTranspose2D(4, 3, padding="FULL"),
+        r'ConvTranspose2D: padding must be "SAME", "VALID"',
+    ),
+    "MaxPool2D(pairs)": (lambda: fn.MaxPool2D(2, padding=[(0, 0)]), r"MaxPool2D: padding needs 2"),
+    "AvgPool2D(0)": (lambda: fn.AvgPool2D(0), r"AvgPool2D window must be positive"),
+}
+
+
+@pytest.mark.parametrize("name", BAD_SIZES)
+def test_bad_sizes_raise_when_built_naming_layer_and_argument(name):
+    build, pattern = BAD_SIZES[name]
+    with pytest.raises(ValueError, match=f"^{pattern}"):
+        build()
+
+
+def test_a_non_integer_size_is_a_type_error():
+    with pytest.raises(TypeError, match=r"^Dense: features must be a positive int, got 2.0$"):
+        fn.Dense(2.0)

@@ -4,6 +4,7 @@ import inspect
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 import pytest
 
@@ -225,7 +226,8 @@ def test_every_block_and_combinator_has_a_case():
         if inspect.isfunction(obj := getattr(fo, name)) and obj.__module__ in modules
     }
     covered = {case.split("-")[0] for case in CASES} | {
-        "apply_updates"  # test_apply_updates_keeps_the_parameter_dtype and every run
+        "apply_updates",  # test_apply_updates_keeps_the_parameter_dtype and every run
+        "learning_rate",  # test_learning_rate_reads_the_rate_of_the_last_update
     }
     assert public <= covered, f"no test case for {sorted(public - covered)}"
 
@@ -238,3 +240,73 @@ def test_every_public_function_lives_in_a_covered_module():
         obj = getattr(fo, name)
         if inspect.isfunction(obj):
             assert obj.__module__ in modules, name
+
+
+def test_learning_rate_reads_the_rate_of_the_last_update(quadratic):
+    """adam(cosine schedule): after t updates the state holds schedule(t - 1), also under jit."""
+    schedule = fo.cosine_decay_schedule(0.1, decay_steps=10)
+    tx = fo.adam(schedule)
+    grads = jax.tree.map(jnp.ones_like, quadratic.params)
+    state = tx.init(quadratic.params)
+    assert fo.learning_rate(state) == schedule(0)
+    update = jax.jit(tx.update)
+    for t in range(1, 5):
+        _, state = update(grads, state, quadratic.params)
+        rate = fo.learning_rate(state)
+        assert rate.dtype == jnp.float32 and rate.shape == ()
+        assert rate == pytest.approx(float(schedule(t - 1)), rel=1e-6), t
+    assert fo.learning_rate(fo.adam(0.1).init(quadratic.params)) is None
+    nested = fo.masked(fo.chain(fo.clip(1.0), tx), {"dense": True, "scale": False})
+    assert fo.learning_rate(nested.init(quadratic.params)) == schedule(0)
+
+
+# (call, argument): each is out of its argument's domain; see funcnets/optim/hyperparameters.py.
+BAD_HYPERPARAMETERS = [
+    ("sgd(-0.05)", "learning_rate"),
+    ("sgd(float('nan'))", "learning_rate"),
+    ("sgd(np.float32(-1))", "learning_rate"),
+    ("sgd(0.1, momentum=1.0)", "momentum"),
+    ("adam(0.01, b1=1.0)", "b1"),
+    ("adam(0.01, b2=-0.1)", "b2"),
+    ("adam(0.01, eps=-1e-8)", "eps"),
+    ("adamw(0.01, weight_decay=-0.1)", "weight_decay"),
+    ("nadam(float('inf'))", "learning_rate"),
+    ("amsgrad(0.01, eps_root=-1.0)", "eps_root"),
+    ("adamax(0.01, b2=1.0)", "b2"),
+    ("rmsprop(0.01, decay=2)", "decay"),
+    ("rmsprop(0.01, momentum=-0.5)", "momentum"),
+    ("adagrad(0.01, initial_accumulator_value=-1.0)", "initial_accumulator_value"),
+    ("adadelta(rho=1.5)", "rho"),
+    ("lion(1e-4, b2=1.01)", "b2"),
+    ("scale(float('nan'))", "step_size"),
+    ("scale_by_learning_rate(-0.1)", "learning_rate"),
+    ("trace(1.0)", "decay"),
+    ("scale_by_adam(b1=1.0)", "b1"),
+    ("scale_by_rms(decay=1.0)", "decay"),
+    ("add_decayed_weights(-1e-4)", "weight_decay"),
+    ("clip(0.0)", "max_delta"),
+    ("clip_by_global_norm(-1.0)", "max_norm"),
+]
+
+
+@pytest.mark.parametrize(("call", "argument"), BAD_HYPERPARAMETERS)
+def test_bad_hyperparameters_raise_when_built(call, argument):
+    name = call.split("(")[0]
+    with pytest.raises(ValueError, match=rf"^{name}: {argument} must be .*, got "):
+        eval(f"fo.{call}", {"fo": fo, "np": np})
+
+
+def test_array_and_traced_hyperparameters_are_not_checked(quadratic, trees_close):
+    """Arrays are how a sweep avoids recompiling: they pass through, traced or not."""
+    grads = jax.tree.map(jnp.ones_like, quadratic.params)
+
+    @jax.jit
+    def step(lr, b1):
+        tx = fo.adam(lr, b1=b1)
+        return tx.update(grads, tx.init(quadratic.params))[0]
+
+    updates = step(jnp.float32(0.1), jnp.float32(0.9))
+    expected, _ = fo.adam(0.1).update(grads, fo.adam(0.1).init(quadratic.params))
+    trees_close(updates, expected)
+    for rate in (jnp.array(-0.1), 0.0):  # a concrete array is not checked either; 0 is allowed
+        fo.sgd(rate)
