@@ -53,20 +53,20 @@ def op_times(trace_dir: Path) -> collections.Counter:
 def trace_steps(workload: str, steps: int, through_fit: bool, trace_dir: Path) -> None:
     import jax
     import jax.numpy as jnp
-    from funcnets.train.loop import _Trainer
 
+    import funcnets as fn
     from benchmarks import workloads
-    from funcnets.train.metrics import resolve
+    from funcnets.train.engine import Engine
 
     ts = workloads.train_state(workload, 0)
     x, y = map(jnp.asarray, data.synthetic(BATCH, 1))
-    if through_fit:
-        metrics = resolve(("loss", "accuracy"), workloads.loss)
-        trainer = _Trainer(
-            workloads.network(workload), workloads.loss, workloads.optimizer(),
-            None, metrics, "raise", None, None,
-        )  # fmt: skip
-        run, carry = trainer.batch_runner(), (ts, trainer.empty_sums())
+    if through_fit:  # the step fit compiles: make_step with accuracy, inside the guard
+        step = fn.train.make_step(workloads.network(workload), workloads.loss,
+                                  workloads.optimizer(), metrics=("loss", "accuracy"))  # fmt: skip
+        engine = Engine(step, jax.eval_shape(step, ts, (x, y))[1], "raise")
+        batch_runner = engine.batch_runner()
+        run = lambda ts, sums, x, y: batch_runner(ts, sums, (x, y))  # noqa: E731
+        carry = (ts, engine.empty_sums())
     else:
         jitted = jax.jit(workloads.step(workload), donate_argnums=0)
         run, carry = (lambda ts, _, x, y: (jitted(ts, (x, y))[0], None)), (ts, None)

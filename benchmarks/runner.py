@@ -139,9 +139,8 @@ def run_funcnets(workload: str, settings: Settings) -> dict:
     rows, (loop_step, tx) = same_process_steps(workload, ts, step, batches, settings)
     peak_steps = measure.peak_rss_mb()
 
-    # fit's strategy="auto" rule (funcnets/train/loop.py), read off the same step's program.
-    program = jax.jit(step).lower(ts, batches[0]).as_text()
-    looped = jax.default_backend() == "cpu" and ("convolution" in program or "while" in program)
+    # fit's strategy="auto" rule (funcnets/train/strategy.py), read off the same step's program.
+    strategy = fn.train.choose_strategy(jax.jit(step).lower(ts, batches[0]).as_text())
 
     # The epoch: fit for 1 + epoch_reps epochs; the first one includes the compile. After
     # each, a callback runs one epoch of the baseline's loop on the same samples (the
@@ -183,7 +182,7 @@ def run_funcnets(workload: str, settings: Settings) -> dict:
         "first_epoch_s": fit_epochs[0],
         "compile_s": fit_epochs[0] - steady,
         "reps_s": fit_epochs[1:],
-        "strategy": "loop" if looped else "epoch",
+        "strategy": strategy,
     }
     rows["ab_epoch_loop"] = {
         "epoch_s": statistics.median(loop_epochs[1:]),

@@ -241,7 +241,7 @@ def _flatten(
 
 def _is_empty(x: Any) -> bool:
     """Whether ``x`` is a pytree without leaves (``None``, ``{}``, ``()``, ``EmptyState()``)."""
-    return jax.tree_util.tree_structure(x).num_leaves == 0
+    return not jax.tree_util.tree_leaves(x)
 
 
 def _container_types(treedef: Any) -> list[list[str]]:
@@ -312,7 +312,7 @@ def _check_metadata(name: str, metadata: dict[str, Any], expect: dict[str, Any])
 def _encode(path: str, leaf: Any) -> tuple[dict[str, Any], np.ndarray]:
     """Returns the manifest record (without sha256) and the array to store for one leaf."""
     if isinstance(leaf, jax.Array) and jnp.issubdtype(leaf.dtype, jax.dtypes.prng_key):
-        meta = {"path": path, "kind": "key", "impl": str(jax.random.key_impl(leaf))}
+        meta: dict[str, Any] = {"path": path, "kind": "key", "impl": str(jax.random.key_impl(leaf))}
         stored = np.asarray(jax.random.key_data(leaf))
         return meta | {"dtype": str(leaf.dtype), "shape": list(leaf.shape)}, stored
     array = np.asarray(leaf)
@@ -534,7 +534,9 @@ def _read_leaf(zf: zipfile.ZipFile, meta: dict[str, Any], name: str) -> Any:
         if stored.dtype.kind != "u" or stored.shape[: len(shape)] != shape:
             raise CheckpointError(f"{where}: key data {stored.dtype}{stored.shape} is not {shape}")
         try:
-            key = jax.random.wrap_key_data(stored, impl=meta["impl"])
+            # Annotated as taking a jax.Array, but takes numpy data too; jnp.asarray would
+            # silently narrow a corrupt uint64 key to uint32 instead of failing the dtype check.
+            key = jax.random.wrap_key_data(stored, impl=meta["impl"])  # type: ignore[arg-type]
         except (ValueError, TypeError) as e:
             raise CheckpointError(f"{where}: cannot rebuild PRNG key ({e})") from e
         if str(key.dtype) != meta["dtype"]:

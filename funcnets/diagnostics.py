@@ -104,4 +104,5 @@ def _ordered(tree: Any, layer: Layer | None, prefix: str):
     keys = list(range(len(tree))) if not isinstance(tree, dict) else list(tree)
     keys.sort(key=lambda k: (k not in children, list(children).index(k) if k in children else 0))
     for key in keys:
-        yield from _ordered(tree[key], children.get(key), f"{prefix}/{key}" if prefix else str(key))
+        child = children.get(key) if isinstance(key, str) else None
+        yield from _ordered(tree[key], child, f"{prefix}/{key}" if prefix else str(key))

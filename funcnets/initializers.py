@@ -68,6 +68,8 @@ class _Named:
     So that a layer's defaults read well in ``help(fn.Dense)``: ``w_init=lecun_normal()``.
     """
 
+    __wrapped__: Callable[..., jax.Array]  # set by functools.update_wrapper
+
     def __init__(self, init: Callable[..., jax.Array], text: str) -> None:
         functools.update_wrapper(self, init)
         self._text = text

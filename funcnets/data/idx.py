@@ -18,7 +18,7 @@ from funcnets.data.files import DataError
 
 __all__ = ["read_idx"]
 
-IDX_DTYPES = {
+IDX_DTYPES: dict[int, np.dtype] = {
     0x08: np.dtype(">u1"),
     0x09: np.dtype(">i1"),
     0x0B: np.dtype(">i2"),

@@ -10,14 +10,15 @@ statistics) are nested dicts of arrays, ``{}`` for a layer with none.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Sequence
-from typing import Any, NamedTuple
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, NamedTuple, TypeVar
 
 import jax
 
 Shape = tuple[int, ...]
 Params = dict[str, Any]
 State = dict[str, Any]
+_L = TypeVar("_L", bound="Layer")
 
 
 def same_input(input_shape: Any, previous: Any) -> Any:
@@ -102,14 +103,15 @@ class Layer(_Functions):
         accepts: Callable[[str], bool] | None = None,
     ) -> Layer:
         layer = super().__new__(cls, init, apply)
-        layer.name = name or getattr(init, "__qualname__", "Layer")
+        layer.name = name if name else getattr(init, "__qualname__", "Layer")
         layer.children = tuple(children)
         layer.child_input = child_input
         layer.accepts = accepts or keywords_of(apply)
         return layer
 
+    # mypy reports any override of a NamedTuple's synthesized _make as incompatible.
     @classmethod
-    def _make(cls, iterable) -> Layer:
+    def _make(cls: type[_L], iterable: Iterable[Any]) -> _L:  # type: ignore[override]
         return cls(*iterable)
 
     def _replace(self, **functions: Callable) -> Layer:

@@ -74,7 +74,7 @@ def Lambda(f: Callable[[jax.Array], jax.Array], name: str | None = None) -> Laye
     The output shape is found by tracing ``f`` abstractly (``jax.eval_shape``)
     on a float32 input, so nothing is computed at init.
     """
-    name = name or getattr(f, "__name__", "Lambda")
+    name = name if name else getattr(f, "__name__", "Lambda")
 
     def init(key, input_shape):
         def spec(shape):

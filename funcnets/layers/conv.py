@@ -26,12 +26,8 @@ from funcnets.layers.checks import check_padding, positive_int
 from funcnets.layers.padding import Padding, explicit_padding, window_output_size
 
 _LAYOUTS = {1: ("NWC", "WIO", "NWC"), 2: ("NHWC", "HWIO", "NHWC")}
-# On CPU, a convolution with few channels runs faster as one matmul over extracted
-# patches (`conv_by_patches`) than as XLA's convolution. Measured forward + backward
-# (input gradient included), batch 128, ms, XLA / patches: 5x5 1->6 SAME 28x28 20.5 / 6.5;
-# 5x5 6->16 VALID 14x14 7.9 / 4.8; 5x5 6->6 VALID 7.0 / 3.8. But XLA wins with padding
-# and more than one input channel (5x5 6->16 SAME 8.9 / 24.1), and with more channels
-# (3x3 3->16 SAME 32x32 20.9 / 34.5; 3x3 1->32 SAME 17.7 / 19.9; 5x5 16->32 VALID 25.2 / 36.0).
+# On CPU, a convolution with few channels (and no padding unless one input channel) runs
+# faster as one matmul over patches; measured in benchmarks/README.md ("Where the time goes").
 PATCHES_MAX_IN, PATCHES_MAX_OUT = 6, 16
 _NAMES = {1: "(batch, width, channels)", 2: "(batch, height, width, channels)"}
 

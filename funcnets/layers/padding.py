@@ -50,12 +50,12 @@ def explicit_padding(
         if padding < 0:
             raise ValueError(f"padding must be non-negative, got {padding}")
         return ((padding, padding),) * n
-    pairs = tuple((int(lo), int(hi)) for lo, hi in padding)
-    if len(pairs) != n:
+    given = tuple((int(lo), int(hi)) for lo, hi in padding)
+    if len(given) != n:
         raise ValueError(
             f"padding needs {n} (low, high) pairs, one per spatial axis, got {padding!r}"
         )
-    return pairs
+    return given
 
 
 def window_output_size(

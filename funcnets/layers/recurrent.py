@@ -232,7 +232,8 @@ def _initial_carry(kind: _Kind, zeros: jax.Array, given: Carry | None) -> Carry:
     if given is None:
         return carry
     structure, leaves = jax.tree.structure(carry), jax.tree.leaves(given)
-    if len(leaves) != structure.num_leaves or any(jnp.shape(a) != zeros.shape for a in leaves):
+    wrong_count = len(leaves) != len(jax.tree.leaves(carry))
+    if wrong_count or any(jnp.shape(a) != zeros.shape for a in leaves):
         raise ValueError(
             f"{kind.name}: initial_carry must be shaped as the zero carry, (batch, hidden) per "
             f"array: {jax.tree.map(jnp.shape, carry)}, got {jax.tree.map(jnp.shape, given)}"

@@ -53,7 +53,7 @@ class MaskedNode(NamedTuple):
 class CountState(NamedTuple):
     """Step count of a schedule-driven transformation (int32 scalar)."""
 
-    count: jax.Array
+    count: jax.Array  # type: ignore[assignment]  # optax's field name; shadows tuple.count
 
 
 class ScaleByScheduleState(NamedTuple):
@@ -66,7 +66,7 @@ class ScaleByScheduleState(NamedTuple):
             Read it with :func:`learning_rate`.
     """
 
-    count: jax.Array
+    count: jax.Array  # type: ignore[assignment]  # optax's field name; shadows tuple.count
     learning_rate: jax.Array
 
 
@@ -85,14 +85,14 @@ class ScaleByRssState(NamedTuple):
 class ScaleByRmsState(NamedTuple):
     """Step count and second moment of :func:`~funcnets.optim.scale_by_rms`."""
 
-    count: jax.Array
+    count: jax.Array  # type: ignore[assignment]  # optax's field name; shadows tuple.count
     nu: Updates
 
 
 class ScaleByStddevState(NamedTuple):
     """Step count, first and second moments of :func:`~funcnets.optim.scale_by_stddev`."""
 
-    count: jax.Array
+    count: jax.Array  # type: ignore[assignment]  # optax's field name; shadows tuple.count
     mu: Updates
     nu: Updates
 
@@ -100,7 +100,7 @@ class ScaleByStddevState(NamedTuple):
 class ScaleByAdamState(NamedTuple):
     """Step count and moments of Adam and Adamax (``nu`` is Adamax's infinity norm)."""
 
-    count: jax.Array
+    count: jax.Array  # type: ignore[assignment]  # optax's field name; shadows tuple.count
     mu: Updates
     nu: Updates
 
@@ -108,7 +108,7 @@ class ScaleByAdamState(NamedTuple):
 class ScaleByAmsgradState(NamedTuple):
     """Step count, moments and running maximum ``nu_max`` of AMSGrad."""
 
-    count: jax.Array
+    count: jax.Array  # type: ignore[assignment]  # optax's field name; shadows tuple.count
     mu: Updates
     nu: Updates
     nu_max: Updates

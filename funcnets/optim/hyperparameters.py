@@ -13,7 +13,7 @@ import inspect
 import math
 import numbers
 from collections.abc import Callable
-from typing import TypeVar
+from typing import TypeVar, cast
 
 F = TypeVar("F", bound=Callable)
 Rule = tuple[Callable[[float], bool], str]
@@ -57,6 +57,6 @@ def checked(**rules: Rule) -> Callable[[F], F]:
                     raise ValueError(f"{factory.__name__}: {name} must be {domain}, got {value!r}")
             return factory(*args, **kwargs)
 
-        return checked_factory
+        return cast(F, checked_factory)
 
     return decorate

@@ -6,7 +6,7 @@ kept in the state, ``p`` the parameter. All operations are elementwise.
 """
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import jax
 import jax.numpy as jnp
@@ -570,19 +570,20 @@ def add_decayed_weights(
     Raises:
         ValueError: At ``update``, if ``params`` is not given.
     """
-    scheduled = callable(weight_decay)
 
     def init(params: Params) -> CountState | EmptyState:
         del params
-        return CountState(_zero_count()) if scheduled else EmptyState()
+        return CountState(_zero_count()) if callable(weight_decay) else EmptyState()
 
     def update(
         updates: Updates, state: CountState | EmptyState, params: Params | None = None
     ) -> tuple[Updates, CountState | EmptyState]:
         if params is None:
             raise ValueError("add_decayed_weights needs params: call update(grads, state, params)")
-        if scheduled:
-            rate, state = weight_decay(state.count), CountState(_increment(state.count))
+        rate: float | jax.Array
+        if callable(weight_decay):
+            count = cast(CountState, state).count  # init made a CountState for a schedule
+            rate, state = weight_decay(count), CountState(_increment(count))
         elif isinstance(weight_decay, (int, float)) and weight_decay == 0:
             return updates, state
         else:

@@ -18,7 +18,6 @@ with ``"skip"`` a bad step is dropped and the next one runs.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import jax
@@ -26,7 +25,7 @@ import jax.numpy as jnp
 from jax import lax
 
 from funcnets.train.state import TrainState
-from funcnets.train.step import FINITE, Step, all_finite
+from funcnets.train.step import FINITE, Step, all_finite, either
 
 Sums = dict[str, jax.Array]
 
@@ -51,7 +50,7 @@ class Engine:
         self.names = sorted(set(metric_shapes) - {FINITE}, key=lambda n: (n != "loss", n))
         self.zero_metrics = {n: jnp.zeros(metric_shapes[n].shape, metric_shapes[n].dtype)
                              for n in self.names}  # fmt: skip
-        self.runners: dict[Any, Callable] = {}
+        self.runners: dict[Any, jax.stages.Wrapped] = {}
 
     def empty_sums(self) -> Sums:
         """The per-epoch accumulator: metric sums, example count, first bad step, skips."""
@@ -89,7 +88,7 @@ class Engine:
                 )
         no_bad_yet = sums["bad_step"] < 0
         if self.on_nan == "raise":  # after a bad step, later steps of the call do nothing
-            new_ts, values, ok = lax.cond(
+            new_ts, values, ok = either(
                 no_bad_yet,
                 lambda: self._attempt(ts, batch),
                 lambda: (ts, self.zero_metrics, jnp.asarray(False)),
@@ -106,7 +105,7 @@ class Engine:
         new_sums["skipped"] = sums["skipped"] + (~ok).astype(jnp.int32)
         return new_ts, new_sums
 
-    def runner(self, steps: int, batch_size: int) -> Callable:
+    def runner(self, steps: int, batch_size: int) -> jax.stages.Wrapped:
         """A compiled call training on ``steps`` minibatches of ``batch_size`` from a permutation.
 
         ``run(ts, sums, data, perm, offset)`` trains on ``data[perm[offset:]]``
@@ -127,7 +126,7 @@ class Engine:
             self.runners[steps, batch_size] = jax.jit(run, donate_argnums=(0, 1))
         return self.runners[steps, batch_size]
 
-    def batch_runner(self) -> Callable:
+    def batch_runner(self) -> jax.stages.Wrapped:
         """A compiled step on a given batch (the iterator path): ``(ts, sums, batch)``."""
         if "batch" not in self.runners:
             self.runners["batch"] = jax.jit(self.guarded, donate_argnums=(0, 1))

@@ -42,8 +42,8 @@ def _differences(found: Any, expected: Any, what: str) -> list[str]:
                 f"{what}{keystr(path)}: {jax.numpy.result_type(a)}{list(np.shape(a))} in ts, "
                 f"{b.dtype}{list(b.shape)} expected"
             )
-    if not problems and jax.tree.structure(found) != jax.tree.structure(expected):
-        structures = jax.tree.structure(found), jax.tree.structure(expected)
+    structures = jax.tree.structure(found), jax.tree.structure(expected)
+    if not problems and str(structures[0]) != str(structures[1]):
         problems.append(f"{what}: structure {structures[0]}, expected {structures[1]}")
     return problems
 
@@ -144,8 +144,6 @@ def fit(
         >>> sorted(history)
         ['accuracy', 'grad_norm', 'loss', 'val_accuracy', 'val_loss']
     """
-    if ts is None and key is None:
-        raise ValueError("fit needs key= to initialise the parameters, or ts= to continue a run")
     check_int(batch_size, "batch_size", 1, allow_none=True)
     if validation_split is not None and val_data is not None:
         raise ValueError("fit: pass val_data or validation_split, not both")
@@ -165,6 +163,8 @@ def fit(
         n = len(first_y)
     shape = _shape_tree(first_x, n if batch_size is None else min(batch_size, n))
     if ts is None:
+        if key is None:
+            raise ValueError("fit needs key= to initialise the parameters, or ts= to continue")
         ts = init(net, optimizer, key, shape)
     else:
         check_state_matches(ts, net, optimizer, shape)

@@ -60,7 +60,7 @@ def _trace_step(step: Step, ts: TrainState, batch: Any) -> dict[str, Any]:
     if not (isinstance(out, tuple) and len(out) == 2 and isinstance(out[1], dict)):
         raise ValueError("step(ts, batch) must return (ts, metrics) with metrics a dict")
     new_ts, metrics = out
-    if jax.tree.structure(new_ts) != jax.tree.structure(ts):
+    if str(jax.tree.structure(new_ts)) != str(jax.tree.structure(ts)):
         raise ValueError(
             "step(ts, batch) must return a TrainState of the same structure as the one it "
             f"got; got {jax.tree.structure(new_ts)}, expected {jax.tree.structure(ts)}"

@@ -51,6 +51,19 @@ def global_norm(tree: Any) -> jax.Array:
     return jnp.sqrt(sum(squares)) if squares else jnp.zeros((), jnp.float32)
 
 
+def either(pred: jax.Array, then: Callable[[], Any], otherwise: Callable[[], Any]) -> Any:
+    """``then()`` where ``pred`` is True, else ``otherwise()``: the guard's choice, per backend.
+
+    On CPU a conditional (``lax.cond``): the update runs in place and a rejected
+    one costs nothing. On GPU and TPU a conditional reads its predicate back to
+    the host every step, so both are computed and selected elementwise, which
+    fuses into the update. Measured in benchmarks/README.md ("the guard").
+    """
+    if jax.default_backend() == "cpu":
+        return lax.cond(pred, then, otherwise)
+    return jax.tree.map(lambda a, b: jnp.where(pred, a, b), then(), otherwise())
+
+
 def _takes_extra_args(optimizer: Any) -> bool:
     """Whether ``optimizer.update`` accepts keywords such as optax's ``value=``."""
     try:
@@ -79,11 +92,8 @@ def guarded_update(
     """
     updates, new_opt_state = _update(optimizer, grads, opt_state, params, loss)
     finite = all_finite(loss, grads, updates)
-    # A conditional, not a select: the update stays in place and costs nothing when rejected.
-    params, opt_state = lax.cond(
-        finite,
-        lambda: (apply_updates(params, updates), new_opt_state),
-        lambda: (params, opt_state),
+    params, opt_state = either(
+        finite, lambda: (apply_updates(params, updates), new_opt_state), lambda: (params, opt_state)
     )
     return params, opt_state, finite
 
@@ -123,7 +133,7 @@ def objective_step(objective: Objective, optimizer: Any) -> Step:
         )
         updates, new_opt_state = _update(optimizer, grads, ts.opt_state, ts.params, loss)
         finite = all_finite(loss, values, grads, updates)
-        params, state, opt_state = lax.cond(
+        params, state, opt_state = either(
             finite,
             lambda: (apply_updates(ts.params, updates), new_state, new_opt_state),
             lambda: (ts.params, ts.state, ts.opt_state),
