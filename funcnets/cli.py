@@ -1,62 +1,195 @@
 """The ``funcnets`` command: ``funcnets train`` and ``funcnets summary``.
 
-``funcnets train`` with no arguments trains an MLP on the bundled 8x8 digits
-in seconds and writes ``runs/<name>/`` with ``checkpoint.ckpt`` (the final
-`TrainState`), ``history.json``, ``curves.png`` and ``config.json``. A bad
-argument exits with status 2, a usage line and one error line.
+``funcnets train`` with no arguments trains an MLP on the bundled 8x8 digits in
+seconds. Each run owns one directory, ``--out`` (default
+``runs/<model>-<dataset>-<time>``)::
+
+    config.json      the run's configuration (model, dataset, optimizer, lr,
+                     batch_size, hidden, seed, val_fraction) and total epochs,
+                     written before the first epoch; its status ("running",
+                     "interrupted", "failed", "finished"), and once finished
+                     the final validation and test metrics
+    checkpoints/     epoch-0007-<run id>.ckpt: the TrainState after each epoch,
+                     written atomically; the newest --keep-checkpoints are kept
+    history.json     per-epoch metrics (loss, accuracy, val_loss, ...),
+                     rewritten after every epoch
+    checkpoint.ckpt  the final TrainState                     (once finished)
+    curves.png       loss and accuracy curves of every epoch  (once finished)
+    last-good.ckpt   the last good TrainState, for inspection (after a non-finite loss)
+
+The data: ``--val-fraction`` of the training set (drawn with a key derived
+from ``--seed``, so a resumed run validates on the same examples) is held out,
+and its metrics are logged after every epoch. The test set is evaluated once,
+at the end, for the final numbers.
+
+Resuming: ``--resume RUN_DIR`` continues a run (interrupted, failed or
+finished) in its own directory from its newest per-epoch checkpoint, or from
+the start if it had none. Its config.json says what is resumed: flags that
+differ from it are refused, naming each difference, and flags left out take
+the run's values. The checkpoints keep the run id, and history.json keeps the
+first E epochs (E: the checkpoint's epoch) and appends the new ones, so every
+epoch appears once. ``--epochs N`` is always the run's TOTAL number of
+epochs, so repeating an interrupted command with ``--resume RUN_DIR`` ends at
+epoch N with the state an uninterrupted run would have had, bit for bit; a
+larger N extends a finished run. ``--resume CHECKPOINT_FILE`` continues from
+that file: in the run it belongs to (the directory holding config.json, or
+its parent for a file in checkpoints/), or, for a file of no run, as a new run
+configured by the flags (or by the file's own metadata). With ``--out``
+naming another directory, a resume starts a new run there from the
+checkpoint, with the source run's configuration and history, and leaves the
+source run untouched.
+
+Failures: Ctrl-C stops with status 130 (the checkpoint of the last completed
+epoch is on disk). A non-finite loss stops with status 1, saving the last
+good state as last-good.ckpt. A bad argument exits with status 2, a usage
+line and one error line, before any training: unknown or out-of-range values,
+a model that does not fit the dataset, an ``--out`` that cannot be written or
+already holds another run, a resume that conflicts with the run.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import jax
 import numpy as np
 
 from funcnets import checkpoint, data, losses, models, optim, summary, train
+from funcnets.layers.base import Layer
 
-MODELS = ("mlp", "lenet5")
-DATASETS = ("digits", "xor", "spirals", "moons", "mnist", "fashion-mnist")
+Split = tuple[np.ndarray, np.ndarray]
+CONFIG, HISTORY, FINAL, LAST_GOOD, CHECKPOINTS = (
+    "config.json", "history.json", "checkpoint.ckpt", "last-good.ckpt", "checkpoints",
+)  # fmt: skip
+_DATA_STREAM, _VALIDATION_STREAM = 0x44415441, 0x56414C44  # fold_in tags of the seed's key
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """What the command knows about a dataset: how to load it and how to train on it."""
+
+    load: Callable[[jax.Array, Path | None], tuple[Split, Split]]  # (key, data_dir)
+    examples: int  # in the training set
+    input_shape: tuple[int, ...]
+    classes: int
+    images: bool
+    epochs: int  # default number of epochs
+    hidden: tuple[int, ...]  # default MLP hidden widths
+
+
+def _synthetic(make: Callable[..., tuple[jax.Array, jax.Array]]) -> Callable:
+    """A loader of 600 training and 600 test points from a key-driven generator."""
+
+    def load(key: jax.Array, data_dir: Path | None) -> tuple[Split, Split]:
+        (xtr, ytr), (xte, yte) = (make(jax.random.fold_in(key, i), n=600) for i in (1, 2))
+        return (np.asarray(xtr), np.asarray(ytr)), (np.asarray(xte), np.asarray(yte))
+
+    return load
+
+
+def _points(make: Callable, classes: int, epochs: int) -> Dataset:
+    return Dataset(_synthetic(make), 600, (2,), classes, False, epochs, (64, 64))
+
+
+def _mnist(load: Callable) -> Dataset:
+    return Dataset(lambda key, root: load(root=root), 60000, (28, 28, 1), 10, True, 10, (256, 128))
+
+
+DATASETS: dict[str, Dataset] = {
+    "digits": Dataset(lambda key, root: data.load_digits(), 1437, (8, 8, 1), 10, True, 30,
+                      (256, 128)),
+    "xor": _points(data.xor, classes=2, epochs=200),
+    "spirals": _points(data.spirals, classes=3, epochs=200),
+    "moons": _points(data.moons, classes=2, epochs=100),
+    "mnist": _mnist(data.load_mnist),
+    "fashion-mnist": _mnist(data.load_fashion_mnist),
+}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Model:
+    """A model the command builds: from a dataset's entry and the MLP widths."""
+
+    build: Callable[[Dataset, Sequence[int] | None], Layer]
+    fits: Callable[[Dataset], bool]
+    needs: str  # what ``fits`` asks of a dataset, in words
+    widths: bool  # whether --hidden applies
+
+
+MODELS: dict[str, Model] = {
+    "mlp": Model(lambda d, hidden: models.mlp([*(hidden or d.hidden), d.classes]),
+                 lambda d: True, "any inputs", widths=True),
+    "lenet5": Model(lambda d, hidden: models.lenet5(d.classes),
+                    lambda d: d.images and d.input_shape == (28, 28, 1), "28x28x1 images",
+                    widths=False),
+}  # fmt: skip
 OPTIMIZERS = (
-    "sgd",
-    "adagrad",
-    "rmsprop",
-    "adadelta",
-    "adam",
-    "adamw",
-    "adamax",
-    "nadam",
-    "amsgrad",
-    "lion",
-)
+    "sgd", "adagrad", "rmsprop", "adadelta", "adam", "adamw", "adamax", "nadam", "amsgrad", "lion",
+)  # fmt: skip
 DEFAULT_LR = {"sgd": 0.05, "adagrad": 0.05, "adadelta": 1.0, "lion": 1e-4}
-DEFAULT_EPOCHS = {
-    "digits": 30,
-    "xor": 200,
-    "spirals": 200,
-    "moons": 100,
-    "mnist": 10,
-    "fashion-mnist": 10,
-}
-INPUT_SHAPES = {"digits": (8, 8, 1), "mnist": (28, 28, 1), "fashion-mnist": (28, 28, 1)}
+#: The configuration that makes a run what it is; a resume may not change it.
+IDENTITY = ("model", "dataset", "optimizer", "lr", "batch_size", "hidden", "seed", "val_fraction")
+#: Defaults of the rest; the dataset's is the first in DATASETS that fits the model.
+DEFAULTS = {"model": "mlp", "dataset": None, "optimizer": "adam", "batch_size": 64, "seed": 0,
+            "val_fraction": 0.1}  # fmt: skip
 
 
-def positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+class UsageError(Exception):
+    """A bad argument: reported as a usage line and one error line, status 2."""
+
+
+# -- argument types -----------------------------------------------------------------------------
+
+
+def _shown(text: str) -> str:
+    return text if len(text) <= 40 else f"{text[:37]}..."
+
+
+def count(text: str) -> int:
+    """A positive int that fits in int32 (epochs, batch size, checkpoints kept)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if not 1 <= value < 2**31:
+        raise argparse.ArgumentTypeError(
+            f"must be an integer from 1 to {2**31 - 1}, got {_shown(text)}"
+        )
     return value
 
 
 def positive_float(text: str) -> float:
     value = float(text)
     if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {_shown(text)}")
+    return value
+
+
+def fraction(text: str) -> float:
+    value = float(text)
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"must be a fraction in [0, 1), got {_shown(text)}")
+    return value
+
+
+def seed(text: str) -> int:
+    """An int in [0, 2**64): any 64-bit seed, each giving a different key (see `seed_key`)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if not 0 <= value < 2**64:
+        raise argparse.ArgumentTypeError(
+            f"must be an integer from 0 to 2**64-1 = {2**64 - 1}, got {_shown(text)}"
+        )
     return value
 
 
@@ -65,11 +198,26 @@ def widths(text: str) -> list[int]:
         values = [int(w) for w in text.split(",") if w.strip()]
     except ValueError:
         raise argparse.ArgumentTypeError(
-            f"must be comma-separated widths like 256,128, got {text!r}"
+            f"must be comma-separated widths like 256,128, got {_shown(text)!r}"
         ) from None
     if not values or min(values) < 1:
-        raise argparse.ArgumentTypeError(f"must be comma-separated positive widths, got {text!r}")
+        raise argparse.ArgumentTypeError(
+            f"must be comma-separated positive widths, got {_shown(text)!r}"
+        )
     return values
+
+
+def seed_key(value: int) -> jax.Array:
+    """``jax.random.key(value)`` for any 64-bit seed.
+
+    Without x64, jax keeps only a seed's low 32 bits (seeds 0 and 2**32 would
+    give the same run); seeds from 2**32 up fold their high bits in.
+    """
+    key = jax.random.key(value & 0xFFFFFFFF)
+    return key if value < 2**32 else jax.random.fold_in(key, value >> 32)
+
+
+# -- the parser ---------------------------------------------------------------------------------
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -79,123 +227,439 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="{train,summary}")
 
     tr = commands.add_parser(
-        "train", help="train a model and save checkpoint, history and curves",
+        "train", help="train a model; checkpoints, history and curves go to a run directory",
         usage="funcnets train [--model M] [--dataset D] [--epochs N] [--optimizer O] [--lr LR] ...",
+        description=(__doc__ or "\n\n").split("\n\n", 1)[1],  # None under python -OO
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )  # fmt: skip
-    tr.add_argument("--model", choices=MODELS, default="mlp")
-    tr.add_argument("--dataset", choices=DATASETS, default="digits")
-    tr.add_argument("--epochs", type=positive_int, help="epochs to train (default: per dataset)")
-    tr.add_argument("--batch-size", type=positive_int, default=64)
-    tr.add_argument("--optimizer", choices=OPTIMIZERS, default="adam")
+    # The run's configuration flags default to None: on --resume, a flag left out means "as
+    # the run was", and a flag given must agree with the run.
+    tr.add_argument("--model", choices=MODELS, help="default: mlp")
+    tr.add_argument("--dataset", choices=DATASETS,
+                    help="default: digits (mnist for lenet5)")  # fmt: skip
+    tr.add_argument("--epochs", type=count, metavar="N",
+                    help="the run's total epochs, also on --resume (default: per dataset, or "
+                         "the resumed run's)")  # fmt: skip
+    tr.add_argument("--batch-size", type=count, help="default: 64")
+    tr.add_argument("--optimizer", choices=OPTIMIZERS, help="default: adam")
     tr.add_argument("--lr", type=positive_float, help="learning rate (default: per optimizer)")
     tr.add_argument("--hidden", type=widths, help="MLP hidden widths, e.g. 256,128")
-    tr.add_argument("--seed", type=int, default=0)
-    tr.add_argument(
-        "--out", type=Path, help="run directory (default: runs/<model>-<dataset>-<time>)"
-    )
-    tr.add_argument(
-        "--resume", type=Path, metavar="CHECKPOINT_FILE", help="continue from a checkpoint"
-    )
+    tr.add_argument("--seed", type=seed, help="0 to 2**64-1 (default: 0)")
+    tr.add_argument("--val-fraction", type=fraction, metavar="F",
+                    help="share of the training set held out for validation, 0 for none "
+                         "(default: 0.1)")  # fmt: skip
+    tr.add_argument("--out", type=Path, metavar="RUN_DIR",
+                    help="the run directory, new or empty "
+                         "(default: runs/<model>-<dataset>-<time>)")  # fmt: skip
+    tr.add_argument("--resume", type=Path, metavar="RUN_DIR|CHECKPOINT_FILE",
+                    help="continue a run, or a checkpoint (see above)")  # fmt: skip
+    tr.add_argument("--keep-checkpoints", type=count, default=3, metavar="K",
+                    help="per-epoch checkpoints kept (default: 3)")  # fmt: skip
     tr.add_argument("--data-dir", type=Path, help="where MNIST files are cached ($FUNCNETS_DATA)")
     tr.add_argument("--no-progress", action="store_true", help="no progress bars")
+    tr.set_defaults(command_parser=tr)
 
     su = commands.add_parser(
         "summary", help="print a model's layers, shapes and parameter counts",
         usage="funcnets summary [--model M] [--dataset D] [--hidden W,W]",
     )  # fmt: skip
     su.add_argument("--model", choices=MODELS, default="mlp")
-    su.add_argument("--dataset", choices=DATASETS, default=None)
+    su.add_argument("--dataset", choices=DATASETS, help="default: the first that fits the model")
     su.add_argument("--hidden", type=widths)
+    su.set_defaults(command_parser=su)
     return parser
 
 
-def load_dataset(name: str, model: str, seed: int, data_dir: Path | None):
-    """``((x_train, y_train), (x_test, y_test), classes)`` as numpy arrays."""
-    if name == "digits":
-        (xtr, ytr), (xte, yte) = data.load_digits()
-    elif name in ("mnist", "fashion-mnist"):
-        loader = data.load_mnist if name == "mnist" else data.load_fashion_mnist
-        (xtr, ytr), (xte, yte) = loader(root=data_dir)
-    else:
-        make = {"xor": data.xor, "spirals": data.spirals, "moons": data.moons}[name]
-        (xtr, ytr), (xte, yte) = (make(jax.random.key(seed + i), n=600) for i in (1000, 2000))
-    if model == "lenet5" and xtr.shape[1:] != (28, 28, 1):
-        if xtr.ndim != 4:
-            raise ValueError(
-                f"lenet5 needs images; dataset {name!r} has inputs of shape {xtr.shape[1:]}"
-            )
-        # LeNet-5's shapes are fixed for 28x28: upsample smaller images (the 8x8 digits).
-        xtr, xte = (
-            np.asarray(jax.image.resize(x, (len(x), 28, 28, 1), "linear")) for x in (xtr, xte)
+# -- configuration ------------------------------------------------------------------------------
+
+
+def check_fits(model: str, dataset: str | None, hidden: Sequence[int] | None) -> str:
+    """The dataset (the first that fits, if None); a UsageError if ``model`` cannot train on it."""
+    spec = MODELS[model]
+    fitting = [name for name, d in DATASETS.items() if spec.fits(d)]
+    if hidden is not None and not spec.widths:
+        raise UsageError(f"--hidden: --model {model} has no hidden widths to set (mlp has)")
+    if dataset is None:
+        return fitting[0]
+    if not spec.fits(DATASETS[dataset]):
+        info = DATASETS[dataset]
+        shape = "x".join(map(str, info.input_shape))
+        has = f"{shape} images" if info.images else f"points of {shape} features"
+        raise UsageError(
+            f"--model {model} needs {spec.needs}, i.e. --dataset {' or '.join(fitting)}; "
+            f"{dataset} has {has}"
         )
-    classes = int(max(np.max(ytr), np.max(yte))) + 1
-    return (np.asarray(xtr), np.asarray(ytr)), (np.asarray(xte), np.asarray(yte)), classes
+    return dataset
 
 
-def build_model(model: str, classes: int, hidden: list[int] | None, dataset: str | None):
-    if model == "lenet5":
-        return models.lenet5(classes)
-    default = [256, 128] if dataset in (None, "digits", "mnist", "fashion-mnist") else [64, 64]
-    return models.mlp([*(hidden or default), classes])
+def _flag(name: str, value: Any) -> str:
+    shown = ",".join(map(str, value)) if isinstance(value, list) else value
+    return f"--{name.replace('_', '-')} {'(none)' if shown is None else shown}"
 
 
-def build_optimizer(name: str, lr: float | None):
-    return getattr(optim, name)(lr if lr is not None else DEFAULT_LR.get(name, 1e-3))
+def resolve_config(args: argparse.Namespace, saved: dict | None, source: str) -> dict[str, Any]:
+    """The run's configuration: ``saved`` (checked against the flags given), or flags + defaults."""
+    given = {name: getattr(args, name) for name in IDENTITY if getattr(args, name) is not None}
+    if saved is not None:
+        differs = [
+            f"{_flag(name, saved[name])}, not {_flag(name, value)}"
+            for name, value in given.items()
+            if value != saved[name]
+        ]
+        if differs:
+            raise UsageError(
+                f"--resume: {source} was trained with {'; '.join(differs)} (leave these flags "
+                "out to continue it, or start a new run without --resume)"
+            )
+        return dict(saved)
+    config = {**DEFAULTS, **given}
+    config["dataset"] = check_fits(config["model"], config["dataset"], given.get("hidden"))
+    info = DATASETS[config["dataset"]]
+    held, examples = round(config["val_fraction"] * info.examples), info.examples
+    if config["val_fraction"] and not 0 < held < examples:
+        raise UsageError(
+            f"--val-fraction {config['val_fraction']} of the {examples} training examples of "
+            f"{config['dataset']} leaves no {'validation' if held == 0 else 'training'} examples"
+        )
+    if config.get("lr") is None:
+        config["lr"] = DEFAULT_LR.get(config["optimizer"], 1e-3)
+    if MODELS[config["model"]].widths:
+        config["hidden"] = list(given.get("hidden") or info.hidden)
+    else:
+        config["hidden"] = None
+    return {name: config[name] for name in IDENTITY}
+
+
+def saved_config(record: Mapping[str, Any], where: str) -> dict[str, Any]:
+    """The identity part of a config.json or checkpoint metadata, checked."""
+    missing = [name for name in IDENTITY if name not in record]
+    if missing:
+        raise UsageError(
+            f"--resume: {where} holds no funcnets train configuration (no {', '.join(missing)})"
+        )
+    config = {name: record[name] for name in IDENTITY}
+    for name, table in (("model", MODELS), ("dataset", DATASETS), ("optimizer", OPTIMIZERS)):
+        if config[name] not in table:
+            raise UsageError(f"--resume: {where} names an unknown {name} {config[name]!r}")
+    return config
+
+
+# -- the run directory --------------------------------------------------------------------------
+
+
+def write_json(path: Path, value: Any) -> None:
+    """Writes ``value`` as JSON to ``path`` atomically (a temp file renamed onto it)."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(value, indent=1))
+    os.replace(tmp, path)
+
+
+def read_record(run_dir: Path) -> dict[str, Any]:
+    try:
+        record = json.loads((run_dir / CONFIG).read_text())
+    except (OSError, ValueError) as error:
+        raise UsageError(f"--resume: cannot read {run_dir / CONFIG}: {error}") from None
+    if not isinstance(record, dict):
+        raise UsageError(f"--resume: {run_dir / CONFIG} is not a run configuration")
+    return record
+
+
+def describe(run_dir: Path) -> str:
+    """What a non-empty directory holds, in words."""
+    try:
+        record = json.loads((run_dir / CONFIG).read_text())
+        status, done, total = record["status"], record["epochs_done"], record["epochs"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return "other files"
+    what = {"interrupted": "an interrupted", "running": "an unfinished"}.get(status, f"a {status}")
+    return f"{what} run (epoch {done} of {total})"
+
+
+def check_new_out(out: Path) -> None:
+    """A UsageError unless ``out`` is a new or empty directory (never overwrite a run)."""
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out: {out} is a file, not a directory")
+    if out.is_dir() and any(out.iterdir()):
+        raise UsageError(
+            f"--out: {out} already holds {describe(out)}; choose a new directory, or continue "
+            f"that run with --resume {out}"
+        )
+
+
+def default_out(config: Mapping[str, Any]) -> Path:
+    base = Path("runs") / f"{config['model']}-{config['dataset']}-{time.strftime('%Y%m%d-%H%M%S')}"
+    out, n = base, 1
+    while out.exists():
+        n += 1
+        out = base.with_name(f"{base.name}-{n}")
+    return out
+
+
+def prepare_out(out: Path) -> list[Path]:
+    """Creates ``out`` (if needed) and proves it writable; returns the directories it made."""
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out: {out} is a file, not a directory")
+    created = [d for d in (out, *out.parents) if not d.exists()]
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / f".write-probe-{os.getpid()}"
+        probe.write_bytes(b"funcnets")
+        probe.unlink()
+    except OSError as error:
+        reason = error.strerror or str(error)
+        raise UsageError(f"--out: cannot write the run directory {out}: {reason}") from None
+    return created
+
+
+@dataclass
+class Plan:
+    """What a ``funcnets train`` command will do, settled before any data is loaded."""
+
+    config: dict[str, Any]  # the run's identity (IDENTITY keys)
+    epochs: int  # the run's total
+    out: Path
+    start: Path | None = None  # the checkpoint to continue from
+    start_meta: dict[str, Any] | None = None
+    source: Path | None = None  # the run directory resumed (history.json comes from there)
+    continuing: bool = False  # whether ``out`` is the resumed run's own directory
+    seconds: float = 0.0  # training time spent on the run before
+    data_dir: Path | None = None  # the resumed run's --data-dir
+
+
+def _metadata(path: Path) -> dict[str, Any]:
+    try:
+        return checkpoint.read_metadata(path)
+    except (checkpoint.CheckpointError, OSError) as error:
+        raise UsageError(f"--resume: {error}".replace("\n", " ")) from None
+
+
+def locate(path: Path) -> tuple[Path | None, Path | None]:
+    """``(run directory, checkpoint to continue from)`` named by ``--resume``; each may be None."""
+    if path.is_dir():
+        if not (path / CONFIG).is_file():
+            raise UsageError(f"--resume: {path} is not a run directory (it has no {CONFIG})")
+        return path, train.Checkpoint.latest(path / CHECKPOINTS)
+    if not path.is_file():
+        raise UsageError(f"--resume: no run directory or checkpoint file at {path}")
+    owners = [path.parent] + ([path.parent.parent] if path.parent.name == CHECKPOINTS else [])
+    return next((d for d in owners if (d / CONFIG).is_file()), None), path
+
+
+def plan_train(args: argparse.Namespace) -> Plan:
+    """Settles the configuration, the directory and the starting point; UsageError if unsound."""
+    if args.resume is None:
+        config = resolve_config(args, None, "")
+        out = args.out or default_out(config)
+        check_new_out(out)
+        return Plan(config, args.epochs or DATASETS[config["dataset"]].epochs, out)
+    source, start = locate(args.resume)
+    meta = _metadata(start) if start is not None else {}
+    if meta.get("mid_epoch"):
+        raise UsageError(
+            f"--resume: {start} is a state from inside epoch {meta.get('epoch', 0) + 1}, kept for "
+            "inspection; resume the run directory to continue from its last completed epoch"
+        )
+    record: dict[str, Any] = {}
+    if source is not None:
+        record = read_record(source)
+        saved: dict | None = saved_config(record, str(source / CONFIG))
+        what = f"the run in {source}"
+    elif isinstance(meta.get("config"), dict):
+        saved, what = saved_config(meta["config"], f"{start}'s metadata"), str(start)
+    else:
+        saved, what = None, str(start)
+    config = resolve_config(args, saved, what)
+    out = args.out or source or default_out(config)
+    continuing = source is not None and out.resolve() == source.resolve()
+    if not continuing:
+        check_new_out(out)
+    epochs = args.epochs or record.get("epochs") or DATASETS[config["dataset"]].epochs
+    seconds = float(record.get("train_seconds") or 0.0) if continuing else 0.0
+    data_dir = Path(record["data_dir"]) if isinstance(record.get("data_dir"), str) else None
+    return Plan(config, epochs, out, start, meta, source, continuing, seconds, data_dir)
+
+
+# -- training -----------------------------------------------------------------------------------
+
+
+class HistoryFile(train.Callback):
+    """Keeps the whole run's history (``before`` plus this session's epochs) in a JSON file.
+
+    Rewritten atomically after every epoch. It runs before the `Checkpoint`
+    callback, so history.json is never behind the newest checkpoint, and a
+    resume's ``History.first(ts.epoch)`` drops any epoch it is ahead by.
+    """
+
+    def __init__(self, path: Path, before: train.History) -> None:
+        self.path, self.history, self.epochs_done = path, before, 0
+
+    def on_epoch_end(self, epoch: int, ts: train.TrainState, logs: Mapping[str, float]) -> bool:
+        self.history.append(logs)
+        write_json(self.path, dict(self.history))
+        self.epochs_done = epoch
+        return False
+
+
+def load_data(
+    config: Mapping[str, Any], data_dir: Path | None
+) -> tuple[Split, Split | None, Split]:
+    """``(train, validation or None, test)`` numpy arrays; the split is fixed by the seed."""
+    key = seed_key(config["seed"])
+    (xtr, ytr), test = DATASETS[config["dataset"]].load(
+        jax.random.fold_in(key, _DATA_STREAM), data_dir
+    )
+    fraction = config["val_fraction"]
+    if not fraction:
+        return (xtr, ytr), None, test
+    train_part, val_part = data.split((xtr, ytr), fraction,
+                                      jax.random.fold_in(key, _VALIDATION_STREAM))  # fmt: skip
+    return train_part, val_part, test
+
+
+def evaluate(net: Layer, ts: train.TrainState, split: Split) -> dict[str, float]:
+    """Loss and accuracy on ``split`` (in one batch for every dataset here but MNIST's)."""
+    batch = min(len(split[1]), 1000)
+    return train.evaluate(net, ts, split, loss_fn=losses.sparse_cross_entropy, batch_size=batch)
+
+
+def _metrics_line(name: str, result: Mapping[str, float]) -> str:
+    return f"{name} accuracy {result['accuracy']:.2%}  {name} loss {result['loss']:.4f}"
+
+
+def starting_state(plan: Plan, net: Layer, optimizer: Any) -> train.TrainState:
+    """A fresh `TrainState` from the seed, or the checkpoint resumed, checked against the config."""
+    config = plan.config
+    shape = (config["batch_size"], *DATASETS[config["dataset"]].input_shape)
+    fresh = lambda: train.init(net, optimizer, seed_key(config["seed"]), shape)
+    if plan.start is None:
+        return fresh()
+    # Checked against the shapes, dtypes and container types of a fresh state (not computed).
+    expect = {"config": config} if "config" in (plan.start_meta or {}) else None
+    ts = checkpoint.load(plan.start, like=jax.eval_shape(fresh), expect=expect)
+    if int(ts.epoch) > plan.epochs:
+        raise UsageError(
+            f"--epochs {plan.epochs}: {plan.start} has already trained {int(ts.epoch)} epochs "
+            "(--epochs is the run's total)"
+        )
+    print(f"resuming {plan.out} from {plan.start} (epoch {int(ts.epoch)}, step {int(ts.step)})")
+    return ts
+
+
+class RunFile:
+    """The run's config.json: its configuration, written first, then its status as it changes."""
+
+    def __init__(self, plan: Plan, ts: train.TrainState, data_dir: Path | None) -> None:
+        self.path, self.seconds_before = plan.out / CONFIG, plan.seconds
+        self.record = {**plan.config, "epochs": plan.epochs, "status": "running",
+                       "epochs_done": int(ts.epoch), "step": int(ts.step),
+                       "train_seconds": round(plan.seconds, 3),
+                       "resumed_from": None if plan.start is None else str(plan.start),
+                       "data_dir": None if data_dir is None else str(data_dir)}  # fmt: skip
+        write_json(self.path, self.record)
+        self.start = time.perf_counter()
+
+    def update(self, status: str, epochs_done: int, **fields: Any) -> float:
+        """Records the run's status; returns its training time so far, in seconds."""
+        seconds = self.seconds_before + time.perf_counter() - self.start
+        self.record.update(status=status, epochs_done=epochs_done,
+                           train_seconds=round(seconds, 3), **fields)  # fmt: skip
+        write_json(self.path, self.record)
+        return seconds
 
 
 def run_train(args: argparse.Namespace) -> int:
-    (xtr, ytr), test, classes = load_dataset(args.dataset, args.model, args.seed, args.data_dir)
-    net = build_model(args.model, classes, args.hidden, args.dataset)
-    optimizer = build_optimizer(args.optimizer, args.lr)
-    epochs = args.epochs or DEFAULT_EPOCHS[args.dataset]
-    out = args.out or Path("runs") / f"{args.model}-{args.dataset}-{time.strftime('%Y%m%d-%H%M%S')}"
-    out.mkdir(parents=True, exist_ok=True)
+    plan = plan_train(args)
+    config, out = plan.config, plan.out
+    created = prepare_out(out)
+    try:
+        net = MODELS[config["model"]].build(DATASETS[config["dataset"]], config["hidden"])
+        optimizer = getattr(optim, config["optimizer"])(config["lr"])
+        ts = starting_state(plan, net, optimizer)
+        train_set, val_set, test_set = load_data(config, args.data_dir or plan.data_dir)
+    except BaseException:  # nothing trained: leave no trace
+        for directory in created:
+            if any(directory.iterdir()):
+                break
+            directory.rmdir()
+        raise
 
-    ts = None
-    if args.resume is not None:
-        like = train.init(
-            net, optimizer, jax.random.key(args.seed), (args.batch_size, *xtr.shape[1:])
-        )
-        ts = checkpoint.load(args.resume, like=like)
-        print(f"resumed from {args.resume} at step {int(ts.step)}")
-    start = time.perf_counter()
-    ts, history = train.fit(
-        net, losses.sparse_cross_entropy, optimizer, (xtr, ytr),
-        epochs=epochs, batch_size=args.batch_size, key=jax.random.key(args.seed), ts=ts,
-        val_data=test, progress=not args.no_progress,
-    )  # fmt: skip
-    seconds = time.perf_counter() - start
-    result = train.evaluate(net, ts, test, loss_fn=losses.sparse_cross_entropy)
+    before = train.History()
+    if plan.source is not None and (plan.source / HISTORY).is_file():
+        before = train.History.from_json(plan.source / HISTORY).first(int(ts.epoch))
+    run = RunFile(plan, ts, args.data_dir or plan.data_dir)
+    write_json(out / HISTORY, dict(before))
+    history = HistoryFile(out / HISTORY, before)
+    saver = train.Checkpoint(
+        out / CHECKPOINTS, keep=args.keep_checkpoints, metadata={"config": config}
+    )
+    try:
+        ts, _ = train.fit(
+            net, losses.sparse_cross_entropy, optimizer, train_set,
+            epochs=plan.epochs - int(ts.epoch), batch_size=config["batch_size"], ts=ts,
+            val_data=val_set, callbacks=[history, saver], progress=not args.no_progress,
+        )  # fmt: skip
+    except KeyboardInterrupt:
+        latest = train.Checkpoint.latest(out / CHECKPOINTS)
+        done = int(checkpoint.read_metadata(latest)["epoch"]) if latest else 0
+        run.update("interrupted", done)
+        saved = f"epoch {done}'s checkpoint is {latest}" if latest else "no epoch was completed"
+        print(f"funcnets: interrupted; {saved}. Continue with: funcnets train --resume {out}",
+              file=sys.stderr)  # fmt: skip
+        return 130
+    except FloatingPointError as error:
+        good, saved = getattr(error, "ts", None), ""
+        if good is not None:
+            meta = {"config": config, "epoch": int(good.epoch), "step": int(good.step),
+                    "mid_epoch": True}  # fmt: skip
+            checkpoint.save(out / LAST_GOOD, good, metadata=meta)
+            saved = (
+                f"\nfuncnets: the last good state (step {int(good.step)}) is in {out / LAST_GOOD}"
+            )
+        run.update("failed", history.epochs_done or int(ts.epoch), error=str(error))
+        print(f"funcnets: error: {error}{saved}", file=sys.stderr)
+        return 1
 
-    checkpoint.save(out / "checkpoint.ckpt", ts)
-    history.to_json(out / "history.json")
-    history.plot(out / "curves.png")
-    config = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
-    config.update(epochs=epochs, step=int(ts.step), train_seconds=round(seconds, 3), test=result)
-    (out / "config.json").write_text(json.dumps(config, indent=1))
+    result = evaluate(net, ts, test_set)  # the test set's only use
+    val = None
+    if val_set is not None:  # the last epoch's validation, logged on this very state
+        logged = history.history
+        val = {k[4:]: v[-1] for k, v in logged.items() if k.startswith("val_") and v}
+        if logged.epochs != int(ts.epoch) or not val:  # a history with epochs missing
+            val = evaluate(net, ts, val_set)
+    meta = {"config": config, "epoch": int(ts.epoch), "step": int(ts.step)}
+    checkpoint.save(out / FINAL, ts, metadata=meta)
+    if history.history.epochs:
+        history.history.plot(out / "curves.png")
+    seconds = run.update("finished", int(ts.epoch), step=int(ts.step), validation=val, test=result)
+    shown = [] if val is None else [f"validation accuracy {val['accuracy']:.2%}"]
     print(
-        f"test accuracy {result['accuracy']:.2%}  test loss {result['loss']:.4f}  "
-        f"({epochs} epochs, {seconds:.1f} s)  ->  {out}/"
+        "  ".join([*shown, _metrics_line("test", result)])
+        + f"  ({int(ts.epoch)} epochs, {seconds:.1f} s)  ->  {out}/"
     )
     return 0
 
 
 def run_summary(args: argparse.Namespace) -> int:
-    dataset = args.dataset or ("mnist" if args.model == "lenet5" else "digits")
-    shape = (28, 28, 1) if args.model == "lenet5" else INPUT_SHAPES.get(dataset, (2,))
-    classes = 3 if dataset == "spirals" else 2 if dataset in ("xor", "moons") else 10
-    print(summary(build_model(args.model, classes, args.hidden, dataset), (1, *shape)))
+    dataset = check_fits(args.model, args.dataset, args.hidden)
+    info = DATASETS[dataset]
+    print(summary(MODELS[args.model].build(info, args.hidden), (1, *info.input_shape)))
     return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``funcnets`` console script and ``python -m funcnets``."""
+    """Runs the ``funcnets`` command (also ``python -m funcnets``); returns the exit status."""
     parser = build_parser()
-    args = parser.parse_args(argv)
-    if args.command == "train" and args.resume is not None and not args.resume.is_file():
-        parser.error(f"--resume: no checkpoint file at {args.resume}")
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exit:  # argparse has printed the usage and the error (or the help)
+        return exit.code if isinstance(exit.code, int) else 2
     try:
         return run_train(args) if args.command == "train" else run_summary(args)
+    except UsageError as error:
+        command = args.command_parser
+        command.print_usage(sys.stderr)
+        print(f"{command.prog}: error: {error}", file=sys.stderr)
+        return 2
     except (ValueError, OSError, FloatingPointError) as error:
         print(f"funcnets: error: {error}", file=sys.stderr)
         return 1

@@ -16,6 +16,7 @@ import secrets
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -104,6 +105,9 @@ class EarlyStopping(Callback):
         return self.best_ts if self.restore_best and self.best_ts is not None else ts
 
 
+_all_finite = jax.jit(all_finite)  # one compile per state structure, not one op per leaf
+
+
 def _key_data(ts: TrainState) -> list[int]:
     return np.asarray(jax.random.key_data(ts.key)).ravel().tolist()
 
@@ -112,24 +116,30 @@ class Checkpoint(Callback):
     """Saves the `TrainState` every ``every`` epochs, keeping this run's newest ``keep`` files.
 
     A directory may hold several runs, and a run never touches another's
-    files. Each file is ``directory/epoch-0007-<run>.ckpt``, written
-    atomically by `funcnets.checkpoint.save` with metadata ``{"run", "epoch",
-    "step"}``, and read back with ``fn.checkpoint.load(path, like=ts)``. A
-    run that starts from a state saved in ``directory`` (same step and key)
-    continues that run's files; any other run gets a new run id, and a
-    warning when the directory already holds other runs' checkpoints, which
-    it never rotates away. `latest` finds the newest file of the run written
-    last.
+    files. Each file is ``directory/epoch-0007-<run>.ckpt``, written atomically
+    by `funcnets.checkpoint.save` with metadata ``{"run", "epoch", "step",
+    "key"}`` plus ``metadata`` (e.g. the run's configuration, for
+    ``fn.checkpoint.load(..., expect=...)``), and read back with
+    ``fn.checkpoint.load(path, like=ts)``. A run that starts from a state
+    saved in ``directory`` (same step and key) continues that run's files;
+    any other run gets a new run id, and a warning when the directory already
+    holds other runs' checkpoints, which it never rotates away. `latest`
+    finds the newest file of the run written last.
     """
 
     PATTERN = re.compile(r"epoch-(\d+)(?:-([0-9a-f]+))?\.ckpt$")
 
     def __init__(
-        self, directory: str | os.PathLike[str], every: int = 1, keep: int | None = 3
+        self,
+        directory: str | os.PathLike[str],
+        every: int = 1,
+        keep: int | None = 3,
+        metadata: Mapping[str, Any] | None = None,
     ) -> None:
         if every < 1 or (keep is not None and keep < 1):
             raise ValueError(f"Checkpoint: every and keep must be >= 1, got {every}, {keep}")
         self.directory, self.every, self.keep = Path(directory), every, keep
+        self.metadata = dict(metadata or {})
         self.run: str | None = None
 
     def on_train_begin(self, ts: TrainState) -> None:
@@ -152,11 +162,12 @@ class Checkpoint(Callback):
 
     def on_epoch_end(self, epoch: int, ts: TrainState, logs: Mapping[str, float]) -> bool:
         if epoch % self.every == 0:
-            if not bool(all_finite(ts.params, ts.state, ts.opt_state)):
+            if not bool(_all_finite(ts.params, ts.state, ts.opt_state)):
                 raise FloatingPointError(
                     f"Checkpoint: the state after epoch {epoch} is not finite; not saved"
                 )
-            meta = {"run": self.run, "epoch": epoch, "step": int(ts.step), "key": _key_data(ts)}
+            meta = {**self.metadata, "run": self.run, "epoch": epoch, "step": int(ts.step),
+                    "key": _key_data(ts)}  # fmt: skip
             checkpoint.save(self.directory / f"epoch-{epoch:04d}-{self.run}.ckpt", ts,
                             metadata=meta)  # fmt: skip
             if self.keep is not None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterator, Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -49,9 +50,11 @@ class History(Mapping[str, list[float]]):
         return f"History({self.epochs} epochs: {last})"
 
     def to_json(self, path: str | os.PathLike[str]) -> None:
-        """Writes ``{name: [value per epoch]}`` as JSON."""
-        with open(path, "w") as f:
-            json.dump(self._metrics, f, indent=1)
+        """Writes ``{name: [value per epoch]}`` as JSON, atomically (temp file, rename)."""
+        target = Path(path)
+        tmp = target.with_name(f".{target.name}.tmp")
+        tmp.write_text(json.dumps(self._metrics, indent=1))
+        os.replace(tmp, target)
 
     @classmethod
     def from_json(cls, path: str | os.PathLike[str]) -> History:
