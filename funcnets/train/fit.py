@@ -24,8 +24,7 @@ _VALIDATION_STREAM = 0x56414C44  # fold_in tag of the validation split's key
 
 def _shape_tree(x: Any, batch: int) -> Any:
     """Input shapes with the batch dimension set to ``batch`` (a pytree for pytree inputs)."""
-    shapes = jax.tree.map(lambda a: (batch, *np.shape(a)[1:]), x)
-    return shapes
+    return jax.tree.map(lambda a: (batch, *np.shape(a)[1:]), x)
 
 
 def _differences(found: Any, expected: Any, what: str) -> list[str]:

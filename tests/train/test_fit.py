@@ -87,28 +87,6 @@ def test_resume_from_a_checkpoint_is_bit_identical(xor_data, tmp_path):
     assert leaves_equal(straight, resumed)
 
 
-def test_strategies_agree(xor_data):
-    net = fn.models.mlp([8, 2])
-    results = [
-        fn.train.fit(
-            net,
-            CE,
-            fn.optim.adam(0.01),
-            xor_data[0],
-            epochs=2,
-            batch_size=48,
-            key=jax.random.key(0),
-            progress=False,
-            strategy=s,
-            chunk_steps=3,
-        )[0]  # fmt: skip
-        for s in ("epoch", "chunks", "loop")
-    ]
-    for other in results[1:]:
-        jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6),
-                     results[0].params, other.params)  # fmt: skip
-
-
 def test_auto_strategy_follows_the_measured_rule():
     def chosen(net, shape):
         x, y = jnp.ones(shape), jnp.zeros(shape[0], jnp.int32)
