@@ -33,6 +33,7 @@ against environment steps, each seed, the mean and the min-max band).
 
 import argparse
 import json
+import re
 from pathlib import Path
 
 import jax
@@ -64,18 +65,11 @@ def main() -> None:
         gamma=0.99, value_coef=0.5, entropy_coef=0.0, normalize=True,
     )  # fmt: skip
     say = None if args.smoke else print
-    runs = {
-        "reinforce": fn.rl.train_and_evaluate(
-            env,
-            reinforce,
-            seeds=seeds,
-            iterations=iterations,
-            seed=args.seed,
-            eval_episodes=episodes,
-            threshold=SOLVED,
-            report=say,
-        )  # fmt: skip
-    }
+    runs = {}
+    runs["reinforce"] = fn.rl.train_and_evaluate(
+        env, reinforce, seeds=seeds, iterations=iterations, seed=args.seed,
+        eval_episodes=episodes, threshold=SOLVED, report=say,
+    )  # fmt: skip
     settings = {
         "reinforce": {
             "policy": "mlp [64, 64, 2], tanh", "value": "mlp [64, 64, 1], tanh",
@@ -111,7 +105,11 @@ def main() -> None:
         "smoke": args.smoke,
     }
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / f"{name}.json").write_text(json.dumps(result, indent=1))
+    text = json.dumps(result, indent=1)  # then each list of numbers on one line:
+    text = re.sub(
+        r"\[[-0-9.,\s]*\]", lambda m: "[" + " ".join(m.group(0)[1:-1].split()) + "]", text
+    )
+    (RESULTS / f"{name}.json").write_text(text)
     figure = Figure(figsize=(7 * len(runs), 4.5))
     FigureCanvasAgg(figure)
     for axes, (algorithm, run) in zip(

@@ -19,8 +19,8 @@ Part 2, depth: a 20-hidden-layer MLP (width 64) on the bundled 8x8 digits,
 sigmoid with Glorot init versus ReLU with He init, both trained by SGD with
 momentum 0.9 (learning rate 0.01, batch 64, 40 epochs); the plots show each
 layer's weight-gradient norm at initialisation and the validation accuracy
-per epoch (10% of the training images held out; the test set is evaluated
-once, at the end).
+per epoch (10% of the training images held out; the epoch with the best
+validation number is kept, and the test set is evaluated once, at the end).
 
     python experiments/vanishing_gradients.py [--length T] [--epochs N] [--smoke]
 
@@ -82,9 +82,10 @@ def recurrent_runs(args: argparse.Namespace) -> tuple[dict, dict]:
         )
         start = time.perf_counter()
         first = fn.train.init(net, optimizer, jax.random.key(args.seed), probe[0].shape)
+        best = fn.train.EarlyStopping("val_loss", patience=args.epochs)  # keeps the best epoch
         ts, history = fn.train.fit(
             net, fn.losses.mse, optimizer, train, epochs=args.epochs, batch_size=100,
-            ts=first, val_data=validation, metrics=("loss",), progress=False,
+            ts=first, val_data=validation, metrics=("loss",), callbacks=[best], progress=False,
         )  # fmt: skip
         test_mse = fn.train.evaluate(net, ts, test, loss_fn=fn.losses.mse, metrics=("loss",))[
             "loss"
@@ -92,6 +93,7 @@ def recurrent_runs(args: argparse.Namespace) -> tuple[dict, dict]:
         results[name] = {
             "test_mse": test_mse,
             "solved": test_mse < 0.01,
+            "selected_epoch": best.best_epoch,
             "val_mse_per_epoch": history["val_loss"],
             "train_seconds": round(time.perf_counter() - start, 1),
         }
@@ -126,10 +128,11 @@ def depth_runs(args: argparse.Namespace) -> dict:
         norms = fn.diagnostics.layer_gradient_norms(
             net, first.params, first.state, *validation, loss_fn=fn.losses.sparse_cross_entropy
         )
+        best = fn.train.EarlyStopping("val_accuracy", patience=args.mlp_epochs)
         ts, history = fn.train.fit(
             net, fn.losses.sparse_cross_entropy, optimizer, train,
             epochs=args.mlp_epochs, batch_size=64, ts=first, val_data=validation,
-            progress=False,
+            callbacks=[best], progress=False,
         )  # fmt: skip
         accuracy = fn.train.evaluate(net, ts, test, loss_fn=fn.losses.sparse_cross_entropy)[
             "accuracy"
@@ -139,6 +142,7 @@ def depth_runs(args: argparse.Namespace) -> dict:
                 k: float(v) for k, v in norms.items() if k.endswith("/w")
             },
             "test_accuracy": accuracy,
+            "selected_epoch": best.best_epoch,
             "val_accuracy_per_epoch": history["val_accuracy"],
         }
         print(f"{name}: test accuracy {accuracy:.2%}")
