@@ -18,6 +18,8 @@ from funcnets import (
     losses,
     models,
     optim,
+    precision,
+    rl,
     testing,
     train,
 )
@@ -84,6 +86,8 @@ __all__ = [
     "losses",
     "models",
     "optim",
+    "precision",
+    "rl",
     "testing",
     "train",
     # layers and combinators

@@ -205,9 +205,13 @@ def softsign(x: ArrayLike) -> jax.Array:
     return x / (1 + jnp.abs(x))
 
 
-def _shifted(x: ArrayLike, axis: int) -> jax.Array:
+def _is_half(x: jax.Array) -> bool:
+    """Whether ``x`` is a 16-bit float (bfloat16, float16): softmax then runs in float32."""
+    return jnp.issubdtype(x.dtype, jnp.floating) and jnp.finfo(x.dtype).bits < 32
+
+
+def _shifted(x: jax.Array, axis: int) -> jax.Array:
     """``x - max(x, axis)`` (max held constant for autodiff; 0 shift if the max is ±inf)."""
-    x = jnp.asarray(x)
     x_max = jnp.max(x, axis=axis, keepdims=True)
     x_max = jnp.where(jnp.isfinite(x_max), x_max, 0)
     return x - lax.stop_gradient(x_max)
@@ -216,11 +220,15 @@ def _shifted(x: ArrayLike, axis: int) -> jax.Array:
 def softmax(x: ArrayLike, axis: int = -1) -> jax.Array:
     """Softmax along ``axis``: ``f(x)_i = exp(x_i) / Σ_j exp(x_j)``.
 
-    Computed on ``x - max(x)`` (the result is shift-invariant), so it never overflows.
+    Computed on ``x - max(x)`` (the result is shift-invariant), so it never overflows;
+    in float32 for bfloat16 and float16 inputs (mixed precision), returned in their dtype.
 
     >>> softmax(jnp.array([0.0, 0.0]))
     Array([0.5, 0.5], dtype=float32)
     """
+    x = jnp.asarray(x)
+    if _is_half(x):
+        return softmax(x.astype(jnp.float32), axis).astype(x.dtype)
     unnormalized = jnp.exp(_shifted(x, axis))
     return unnormalized / jnp.sum(unnormalized, axis=axis, keepdims=True)
 
@@ -228,9 +236,14 @@ def softmax(x: ArrayLike, axis: int = -1) -> jax.Array:
 def log_softmax(x: ArrayLike, axis: int = -1) -> jax.Array:
     """Log-softmax along ``axis``: ``f(x)_i = x_i - log Σ_j exp(x_j)`` (log-sum-exp, max-shifted).
 
+    In float32 for bfloat16 and float16 inputs, returned in their dtype.
+
     >>> log_softmax(jnp.array([0.0, 0.0]))
     Array([-0.6931472, -0.6931472], dtype=float32)
     """
+    x = jnp.asarray(x)
+    if _is_half(x):
+        return log_softmax(x.astype(jnp.float32), axis).astype(x.dtype)
     shifted = _shifted(x, axis)
     return shifted - jnp.log(jnp.sum(jnp.exp(shifted), axis=axis, keepdims=True))
 

@@ -1,11 +1,15 @@
-"""The ``funcnets`` command: ``funcnets train`` and ``funcnets summary``.
+"""The ``funcnets`` command: ``funcnets train``, ``funcnets summary`` and ``funcnets rl cartpole``.
+
+``funcnets rl cartpole`` trains policy-gradient agents (REINFORCE with a
+baseline, or A2C) on `fn.rl.CartPole`, many seeds in one compiled call, and
+reports how many solve it (see `funcnets.rl.cli`).
 
 ``funcnets train`` with no arguments trains an MLP on the bundled 8x8 digits in
 seconds. Each run owns one directory, ``--out`` (default
 ``runs/<model>-<dataset>-<time>``)::
 
     config.json      the run's configuration (model, dataset, optimizer, lr,
-                     batch_size, hidden, seed, val_fraction) and total epochs,
+                     batch_size, hidden, seed, val_fraction, precision) and total epochs,
                      written before the first epoch; its status ("running",
                      "interrupted", "failed", "finished"), and once finished
                      the final validation and test metrics
@@ -16,6 +20,10 @@ seconds. Each run owns one directory, ``--out`` (default
     checkpoint.ckpt  the final TrainState                     (once finished)
     curves.png       loss and accuracy curves of every epoch  (once finished)
     last-good.ckpt   the last good TrainState, for inspection (after a non-finite loss)
+
+Precision: ``--precision bf16`` computes in bfloat16 and ``fp16`` in float16
+with dynamic loss scaling (`fn.precision`); parameters, optimizer state,
+normalisation, softmax and the loss stay float32 either way.
 
 The data: ``--val-fraction`` of the training set (drawn with a key derived
 from ``--seed``, so a resumed run validates on the same examples) is held out,
@@ -62,7 +70,7 @@ from typing import Any
 import jax
 import numpy as np
 
-from funcnets import checkpoint, data, losses, models, optim, summary, train
+from funcnets import checkpoint, data, losses, models, optim, precision, rl, summary, train
 from funcnets.layers.base import Layer
 
 Split = tuple[np.ndarray, np.ndarray]
@@ -136,10 +144,13 @@ OPTIMIZERS = (
 )  # fmt: skip
 DEFAULT_LR = {"sgd": 0.05, "adagrad": 0.05, "adadelta": 1.0, "lion": 1e-4}
 #: The configuration that makes a run what it is; a resume may not change it.
-IDENTITY = ("model", "dataset", "optimizer", "lr", "batch_size", "hidden", "seed", "val_fraction")
+IDENTITY = ("model", "dataset", "optimizer", "lr", "batch_size", "hidden", "seed", "val_fraction",
+            "precision")  # fmt: skip
+#: ``--precision`` choices: `fn.precision.POLICIES`; fp16 adds dynamic loss scaling.
+PRECISIONS = tuple(precision.POLICIES)
 #: Defaults of the rest; the dataset's is the first in DATASETS that fits the model.
 DEFAULTS = {"model": "mlp", "dataset": None, "optimizer": "adam", "batch_size": 64, "seed": 0,
-            "val_fraction": 0.1}  # fmt: skip
+            "val_fraction": 0.1, "precision": "float32"}  # fmt: skip
 
 
 class UsageError(Exception):
@@ -224,7 +235,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="funcnets", description="Train and inspect funcnets models."
     )
-    commands = parser.add_subparsers(dest="command", required=True, metavar="{train,summary}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="{train,summary,rl}")
 
     tr = commands.add_parser(
         "train", help="train a model; checkpoints, history and curves go to a run directory",
@@ -248,6 +259,9 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--val-fraction", type=fraction, metavar="F",
                     help="share of the training set held out for validation, 0 for none "
                          "(default: 0.1)")  # fmt: skip
+    tr.add_argument("--precision", choices=PRECISIONS,
+                    help="arithmetic: float32, bf16 (bfloat16) or fp16 (float16, with loss "
+                         "scaling); parameters stay float32 (default: float32)")  # fmt: skip
     tr.add_argument("--out", type=Path, metavar="RUN_DIR",
                     help="the run directory, new or empty "
                          "(default: runs/<model>-<dataset>-<time>)")  # fmt: skip
@@ -267,6 +281,15 @@ def build_parser() -> argparse.ArgumentParser:
     su.add_argument("--dataset", choices=DATASETS, help="default: the first that fits the model")
     su.add_argument("--hidden", type=widths)
     su.set_defaults(command_parser=su)
+
+    reinforcement = commands.add_parser("rl", help="reinforcement learning in pure JAX")
+    environments = reinforcement.add_subparsers(dest="environment", required=True)
+    cartpole = environments.add_parser(
+        "cartpole", help="train agents on CartPole-v1 (fn.rl.CartPole), many seeds at once",
+        usage="funcnets rl cartpole [--algorithm {reinforce,a2c}] [--seeds N] [--out DIR] ...",
+    )  # fmt: skip
+    rl.add_cartpole_arguments(cartpole)
+    cartpole.set_defaults(command_parser=cartpole)
     return parser
 
 
@@ -332,13 +355,16 @@ def resolve_config(args: argparse.Namespace, saved: dict | None, source: str) ->
 
 def saved_config(record: Mapping[str, Any], where: str) -> dict[str, Any]:
     """The identity part of a config.json or checkpoint metadata, checked."""
+    record = {"precision": "float32", **record}  # runs from before --precision were float32
     missing = [name for name in IDENTITY if name not in record]
     if missing:
         raise UsageError(
             f"--resume: {where} holds no funcnets train configuration (no {', '.join(missing)})"
         )
     config = {name: record[name] for name in IDENTITY}
-    for name, table in (("model", MODELS), ("dataset", DATASETS), ("optimizer", OPTIMIZERS)):
+    tables = (("model", MODELS), ("dataset", DATASETS), ("optimizer", OPTIMIZERS),
+              ("precision", PRECISIONS))  # fmt: skip
+    for name, table in tables:
         if config[name] not in table:
             raise UsageError(f"--resume: {where} names an unknown {name} {config[name]!r}")
     return config
@@ -526,6 +552,15 @@ def _metrics_line(name: str, result: Mapping[str, float]) -> str:
     return f"{name} accuracy {result['accuracy']:.2%}  {name} loss {result['loss']:.4f}"
 
 
+def in_precision(name: str, net: Layer, optimizer: Any) -> tuple[Layer, Any]:
+    """``net`` under the ``--precision`` policy, and ``optimizer``; fp16 scales the loss."""
+    if name == "float32":
+        return net, optimizer
+    if name == "fp16":
+        optimizer = precision.dynamic_loss_scale(optimizer)
+    return precision.with_policy(net, name), optimizer
+
+
 def starting_state(plan: Plan, net: Layer, optimizer: Any) -> train.TrainState:
     """A fresh `TrainState` from the seed, or the checkpoint resumed, checked against the config."""
     config = plan.config
@@ -534,7 +569,11 @@ def starting_state(plan: Plan, net: Layer, optimizer: Any) -> train.TrainState:
     if plan.start is None:
         return fresh()
     # Checked against the shapes, dtypes and container types of a fresh state (not computed).
-    expect = {"config": config} if "config" in (plan.start_meta or {}) else None
+    stored = (plan.start_meta or {}).get("config")
+    expected = dict(config)
+    if isinstance(stored, dict) and "precision" not in stored and config["precision"] == "float32":
+        del expected["precision"]  # a run from before --precision (float32)
+    expect = None if stored is None else {"config": expected}
     ts = checkpoint.load(plan.start, like=jax.eval_shape(fresh), expect=expect)
     if int(ts.epoch) > plan.epochs:
         raise UsageError(
@@ -574,6 +613,7 @@ def run_train(args: argparse.Namespace) -> int:
     try:
         net = MODELS[config["model"]].build(DATASETS[config["dataset"]], config["hidden"])
         optimizer = getattr(optim, config["optimizer"])(config["lr"])
+        net, optimizer = in_precision(config["precision"], net, optimizer)
         ts = starting_state(plan, net, optimizer)
         train_set, val_set, test_set = load_data(config, args.data_dir or plan.data_dir)
     except BaseException:  # nothing trained: leave no trace
@@ -654,6 +694,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exit:  # argparse has printed the usage and the error (or the help)
         return exit.code if isinstance(exit.code, int) else 2
     try:
+        if args.command == "rl":
+            return rl.run_cartpole_command(args)
         return run_train(args) if args.command == "train" else run_summary(args)
     except UsageError as error:
         command = args.command_parser

@@ -7,8 +7,9 @@ the classification losses (:func:`cross_entropy`, :func:`sparse_cross_entropy`,
 loss per example, so their ``"mean"`` is the mean over examples. Predictions and
 targets must have the same shape (``labels``: the logits' shape without the class
 axis); nothing is broadcast silently. Integer inputs are computed in float32 (so
-int8 errors cannot overflow). Cross-entropies work from logits and stay finite,
-with finite gradients, for logits of magnitude 1e4.
+int8 errors cannot overflow), and so are bfloat16 and float16 inputs (mixed
+precision: the loss, its softmax and its log-sum-exp in float32). Cross-entropies
+work from logits and stay finite, with finite gradients, for logits of magnitude 1e4.
 
 Targets outside a loss's domain (probabilities outside [0, 1], hinge targets
 other than ±1, labels outside ``[0, num_classes)``) raise a ValueError naming
@@ -67,9 +68,10 @@ def _reduce(losses: jax.Array, reduction: str) -> jax.Array:
 
 
 def _float(a: ArrayLike) -> jax.Array:
-    """``a`` as an array, integers and bools cast to float32 (floats keep their dtype)."""
+    """``a`` as an array in at least float32: integers, bools and 16-bit floats are widened."""
     a = jnp.asarray(a)
-    return a if jnp.issubdtype(a.dtype, jnp.inexact) else a.astype(jnp.float32)
+    wide = jnp.issubdtype(a.dtype, jnp.inexact) and a.dtype.itemsize >= 4
+    return a if wide else a.astype(jnp.float32)
 
 
 def _same_shape(
@@ -206,7 +208,7 @@ def sparse_cross_entropy(
     Array(0.6931472, dtype=float32)
     """
     _check_reduction("sparse_cross_entropy", reduction)
-    z, y = jnp.asarray(logits), jnp.asarray(labels)
+    z, y = _float(logits), jnp.asarray(labels)
     _require_class_axis("sparse_cross_entropy", z, "logits")
     if y.shape != z.shape[:-1]:
         raise ValueError(

@@ -104,7 +104,7 @@ def test_every_dataset_has_one_table_entry_and_lenet5_fits_only_28x28_images():
     parse = build_parser().parse_args
     assert resolve_config(parse(["train", "--model", "lenet5"]), None, "") == {
         "model": "lenet5", "dataset": "mnist", "optimizer": "adam", "lr": 1e-3,
-        "batch_size": 64, "hidden": None, "seed": 0, "val_fraction": 0.1,
+        "batch_size": 64, "hidden": None, "seed": 0, "val_fraction": 0.1, "precision": "float32",
     }  # fmt: skip
     assert resolve_config(parse(["train", "--dataset", "moons"]), None, "")["hidden"] == [64, 64]
 
@@ -321,3 +321,14 @@ def test_lenet5_on_mnist_one_epoch(real_data, tmp_path, capsys):
     args = ["train", "--model", "lenet5", "--dataset", "mnist", "--epochs", "1"]
     assert main([*args, "--data-dir", str(real_data), "--out", str(tmp_path / "run")]) == 0
     assert read(tmp_path / "run" / "config.json")["test"]["accuracy"] > 0.9
+
+
+def test_rl_cartpole_is_a_subcommand(monkeypatch, capsys):
+    seen = {}
+    monkeypatch.setattr(
+        fn.rl, "run_cartpole_command", lambda args: seen.setdefault("args", args) and 0
+    )
+    assert main(["rl", "cartpole", "--algorithm", "a2c", "--seeds", "3"]) == 0
+    assert seen["args"].algorithm == "a2c" and seen["args"].seeds == 3
+    assert main(["rl", "cartpole", "--seeds", "0"]) == 2
+    assert "funcnets rl cartpole: error: argument --seeds" in capsys.readouterr().err

@@ -4,6 +4,10 @@ Each standardises ``x`` with a mean and a biased variance computed in two
 passes (``mean((x - mean)**2)``, never ``E[x**2] - E[x]**2``), then applies a
 learned per-channel affine map: ``y = (x - mean) / sqrt(var + eps) * scale + bias``.
 Params: ``scale`` (channels,) starting at 1, ``bias`` (channels,) at 0.
+
+Mixed precision: a bfloat16 or float16 input is normalised in float32 (its
+statistics would lose most of their digits in 16 bits) and the result is
+returned in the input's dtype; running statistics keep their float32.
 """
 
 from __future__ import annotations
@@ -23,6 +27,12 @@ def _affine_params(channels: int) -> dict[str, jax.Array]:
         "scale": jnp.ones((channels,), jnp.float32),
         "bias": jnp.zeros((channels,), jnp.float32),
     }
+
+
+def _widened(x: jax.Array) -> tuple[jax.Array, jnp.dtype]:
+    """``x`` in at least float32, and the dtype to return: ``x``'s own if it is a float."""
+    wide = jnp.promote_types(x.dtype, jnp.float32)
+    return x.astype(wide), x.dtype if jnp.issubdtype(x.dtype, jnp.floating) else wide
 
 
 def _moments(x: jax.Array, axes: tuple[int, ...]) -> tuple[jax.Array, jax.Array]:
@@ -80,6 +90,7 @@ def BatchNorm(momentum: float = 0.9, eps: float = 1e-5) -> Layer:
 
     def apply(params, state, x, *, key=None, train=False):
         _check_channels("BatchNorm", params, x)
+        x, dtype = _widened(x)
         if train:
             if math.prod(x.shape[:-1]) < 2:
                 raise ValueError(
@@ -90,13 +101,13 @@ def BatchNorm(momentum: float = 0.9, eps: float = 1e-5) -> Layer:
             mean, var = mean.reshape(-1), var.reshape(-1)
             batch = lax.stop_gradient((mean, var))
             state = {
-                "mean": momentum * state["mean"] + (1.0 - momentum) * batch[0],
-                "var": momentum * state["var"] + (1.0 - momentum) * batch[1],
+                name: (momentum * state[name] + (1.0 - momentum) * new).astype(state[name].dtype)
+                for name, new in zip(("mean", "var"), batch)
             }
         else:
             mean, var = state["mean"], state["var"]
         inv = lax.rsqrt(var + eps) * params["scale"]
-        return (x - mean) * inv + params["bias"], state
+        return ((x - mean) * inv + params["bias"]).astype(dtype), state
 
     return make_layer("BatchNorm", init, apply)
 
@@ -114,8 +125,10 @@ def LayerNorm(eps: float = 1e-5) -> Layer:
 
     def apply(params, state, x, *, key=None, train=False):
         _check_channels("LayerNorm", params, x)
+        x, dtype = _widened(x)
         mean, var = _moments(x, (-1,))
-        return (x - mean) * lax.rsqrt(var + eps) * params["scale"] + params["bias"], state
+        y = (x - mean) * lax.rsqrt(var + eps) * params["scale"] + params["bias"]
+        return y.astype(dtype), state
 
     return make_layer("LayerNorm", init, apply)
 
@@ -138,10 +151,11 @@ def GroupNorm(groups: int, eps: float = 1e-5) -> Layer:
 
     def apply(params, state, x, *, key=None, train=False):
         _check_channels("GroupNorm", params, x)
+        x, dtype = _widened(x)
         grouped = x.reshape(*x.shape[:-1], groups, x.shape[-1] // groups)
         axes = (*range(1, x.ndim - 1), x.ndim)
         mean, var = _moments(grouped, axes)
         normed = ((grouped - mean) * lax.rsqrt(var + eps)).reshape(x.shape)
-        return normed * params["scale"] + params["bias"], state
+        return (normed * params["scale"] + params["bias"]).astype(dtype), state
 
     return make_layer("GroupNorm", init, apply)

@@ -19,6 +19,7 @@ from jax import lax
 
 from funcnets.layers.base import Layer
 from funcnets.optim.base import apply_updates
+from funcnets.precision import loss_scale
 from funcnets.train.metrics import Metric, MetricSpec, resolve
 from funcnets.train.state import TrainState
 
@@ -93,10 +94,14 @@ def guarded_update(
     ``(params, opt_state, finite)``; when ``finite`` is False both come back
     unchanged. Optimizers whose ``update`` takes keywords (optax's
     ``GradientTransformationExtraArgs``, e.g. ``reduce_on_plateau``) get
-    ``value=loss``.
+    ``value=loss``. With `fn.precision.dynamic_loss_scale`, ``grads`` are
+    those of the scaled loss and may overflow: the optimizer skips such a
+    step itself (zero updates, a lower scale), and it counts as finite.
     """
     updates, new_opt_state = _update(optimizer, grads, opt_state, params, loss)
-    finite = all_finite(loss, updates) & jnp.isfinite(global_norm(grads))
+    finite = all_finite(loss, updates)
+    if loss_scale(opt_state) is None:
+        finite = finite & jnp.isfinite(global_norm(grads))
     params, opt_state = either(
         finite, lambda: (apply_updates(params, updates), new_opt_state), lambda: (params, opt_state)
     )
@@ -127,6 +132,15 @@ def objective_step(objective: Objective, optimizer: Any, *, check_updates: bool 
     applied}``; an objective that adds a penalty can report its data loss
     under ``"loss"`` and the penalty under its own name.
 
+    Loss scaling (float16): when ``optimizer`` is wrapped in
+    `fn.precision.dynamic_loss_scale`, the step differentiates ``loss *
+    scale`` (the scale is read from ``ts.opt_state``) and the optimizer
+    unscales the gradients. A step whose scaled gradients overflow is skipped
+    by the optimizer (zero updates, the scale lowered) and reported as
+    finite, so the engine's guard does not stop on it; the metrics add
+    ``loss_scale`` (the scale used) and ``overflow`` (1.0 on a skipped step,
+    whose ``grad_norm`` is reported as 0), and the updates are always checked.
+
     Example:
         >>> import jax, jax.numpy as jnp, funcnets as fn
         >>> net = fn.Dense(4)
@@ -141,12 +155,28 @@ def objective_step(objective: Objective, optimizer: Any, *, check_updates: bool 
     """
     value_and_grad = jax.value_and_grad(objective, has_aux=True)
 
+    def scaled_objective(params, state, batch, key, scale):
+        loss, aux = objective(params, state, batch, key)
+        return loss * scale, (loss, aux)
+
+    scaled_value_and_grad = jax.value_and_grad(scaled_objective, has_aux=True)
+
     def step(ts: TrainState, batch: Any) -> tuple[TrainState, dict[str, jax.Array]]:
-        (loss, (new_state, values)), grads = value_and_grad(
-            ts.params, ts.state, batch, step_key(ts)
-        )
-        grad_norm = global_norm(grads)  # finite only if every gradient is (or it overflows)
-        finite = all_finite(loss, values) & jnp.isfinite(grad_norm)
+        scale = loss_scale(ts.opt_state)
+        if scale is None:
+            (loss, (new_state, values)), grads = value_and_grad(
+                ts.params, ts.state, batch, step_key(ts)
+            )
+            grad_norm = global_norm(grads)  # finite only if every gradient is (or it overflows)
+            finite = all_finite(loss, values) & jnp.isfinite(grad_norm)
+        else:  # the optimizer unscales the gradients and skips an overflow (see above)
+            (_, (loss, (new_state, values))), grads = scaled_value_and_grad(
+                ts.params, ts.state, batch, step_key(ts), scale
+            )
+            overflow = ~all_finite(grads)  # what the optimizer skips
+            grad_norm = jnp.where(overflow, 0.0, global_norm(grads) / scale)
+            values = {**values, "loss_scale": scale, "overflow": overflow.astype(jnp.float32)}
+            finite = all_finite(loss, values)
 
         def update(updates: Any = None, new_opt_state: Any = None) -> tuple[Any, Any, Any]:
             if updates is None:
@@ -154,7 +184,7 @@ def objective_step(objective: Objective, optimizer: Any, *, check_updates: bool 
             return apply_updates(ts.params, updates), new_state, new_opt_state
 
         keep = lambda: (ts.params, ts.state, ts.opt_state)  # noqa: E731
-        if check_updates:
+        if check_updates or scale is not None:
             updates, new_opt_state = _update(optimizer, grads, ts.opt_state, ts.params, loss)
             finite = finite & all_finite(updates)
             params, state, opt_state = either(finite, lambda: update(updates, new_opt_state), keep)
