@@ -46,10 +46,8 @@ class Engine:
         batch_sharding: jax.sharding.NamedSharding | None = None,
     ) -> None:
         self.step, self.on_nan, self.batch_sharding = step, on_nan, batch_sharding
-        self.vouches = FINITE in metric_shapes
         self.names = sorted(set(metric_shapes) - {FINITE}, key=lambda n: (n != "loss", n))
-        self.zero_metrics = {n: jnp.zeros(metric_shapes[n].shape, metric_shapes[n].dtype)
-                             for n in self.names}  # fmt: skip
+        self.zero_metrics = {n: jnp.zeros_like(metric_shapes[n]) for n in self.names}
         self.runners: dict[Any, jax.stages.Wrapped] = {}
 
     def empty_sums(self) -> Sums:
@@ -71,8 +69,8 @@ class Engine:
         else:
             trained = (new_ts.params, new_ts.state, new_ts.opt_state)
             ok = all_finite(values, trained)
-            kept = jax.tree.map(lambda a, b: jnp.where(ok, a, b), trained,
-                                (ts.params, ts.state, ts.opt_state))  # fmt: skip
+            before = (ts.params, ts.state, ts.opt_state)
+            kept = jax.tree.map(lambda a, b: jnp.where(ok, a, b), trained, before)
             new_ts = new_ts._replace(params=kept[0], state=kept[1], opt_state=kept[2])
         if self.on_nan == "raise":  # freeze at the last good state: run raises afterwards
             new_ts = new_ts._replace(step=jnp.where(ok, new_ts.step, ts.step))

@@ -149,6 +149,6 @@ def confusion_matrix(
     """
     x, y = check_pair(data, "data")
     outputs = predict(net, ts, x, batch_size=batch_size)
-    classes = num_classes or (outputs.shape[-1] if outputs.ndim == 2 and outputs.shape[-1] > 1
-                              else 2)  # fmt: skip
+    logits = outputs.shape[-1] if outputs.ndim == 2 else 1
+    classes = num_classes or (logits if logits > 1 else 2)
     return np.asarray(confusion_counts(outputs, jnp.asarray(y), classes))
