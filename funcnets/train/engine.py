@@ -30,6 +30,18 @@ from funcnets.train.step import FINITE, Step, all_finite, either
 Sums = dict[str, jax.Array]
 
 
+def shard_batch(a: jax.Array, sharding: jax.sharding.NamedSharding) -> jax.Array:
+    """``a`` laid out by ``sharding`` inside a compiled step, on meshes of either axis type.
+
+    An axis of ``jax.sharding.AxisType.Explicit`` (what ``jax.make_mesh`` makes
+    by default) takes ``reshard``; an ``Auto`` one a sharding constraint.
+    """
+    explicit = jax.sharding.AxisType.Explicit
+    if any(t == explicit for t in getattr(sharding.mesh, "axis_types", ())):
+        return jax.sharding.reshard(a, sharding)
+    return lax.with_sharding_constraint(a, sharding)
+
+
 def batch_size_of(batch: Any) -> int:
     """The leading (example) dimension shared by every leaf of ``batch``."""
     return jax.tree.leaves(batch)[0].shape[0]
@@ -47,7 +59,7 @@ class Engine:
     ) -> None:
         self.step, self.on_nan, self.batch_sharding = step, on_nan, batch_sharding
         self.names = sorted(set(metric_shapes) - {FINITE}, key=lambda n: (n != "loss", n))
-        self.zero_metrics = {n: jnp.zeros_like(metric_shapes[n]) for n in self.names}
+        self.zero_metrics = {n: jnp.zeros((), metric_shapes[n].dtype) for n in self.names}
         self.runners: dict[Any, jax.stages.Wrapped] = {}
 
     def empty_sums(self) -> Sums:
@@ -81,9 +93,7 @@ class Engine:
         if self.batch_sharding is not None:
             devices = self.batch_sharding.mesh.shape["data"]
             if batch_size_of(batch) % devices == 0:
-                batch = jax.tree.map(
-                    lambda a: lax.with_sharding_constraint(a, self.batch_sharding), batch
-                )
+                batch = jax.tree.map(lambda a: shard_batch(a, self.batch_sharding), batch)
         no_bad_yet = sums["bad_step"] < 0
         if self.on_nan == "raise":  # after a bad step, later steps of the call do nothing
             new_ts, values, ok = either(

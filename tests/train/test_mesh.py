@@ -1,0 +1,44 @@
+"""fit over a 4-device mesh equals one device (a subprocess with 4 host CPU devices)."""
+
+import subprocess
+import sys
+import textwrap
+
+SCRIPT = textwrap.dedent(
+    """
+    import os
+    os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=4"
+    import jax, numpy as np, funcnets as fn
+    assert len(jax.devices()) == 4
+    x, y = fn.data.xor(jax.random.key(1), n=128)
+    nets = {
+        "mlp": fn.models.mlp([8, 2]),
+        "batchnorm": fn.Sequential(fn.Dense(8), fn.BatchNorm(), fn.relu, fn.Dense(2)),
+    }
+    meshes = {
+        "make_mesh": jax.make_mesh((4,), ("data",)),  # explicit axes, jax's default
+        "Mesh": jax.sharding.Mesh(np.array(jax.devices()), ("data",)),  # auto axes
+    }
+    for name, net in nets.items():
+        def train(mesh):
+            return fn.train.fit(net, fn.losses.sparse_cross_entropy, fn.optim.sgd(0.1, momentum=0.9),
+                                (x, y), epochs=2, batch_size=32, key=jax.random.key(0),
+                                progress=False, mesh=mesh)[0]
+        one = train(None)
+        for kind, mesh in meshes.items():
+            many = train(mesh)
+            for a, b in zip(jax.tree.leaves(one.params), jax.tree.leaves(many.params)):
+                np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+            for leaf in jax.tree.leaves(many.params):
+                assert leaf.sharding.is_fully_replicated and len(leaf.sharding.device_set) == 4
+            print(name, kind, "equal")
+    """
+)
+
+
+def test_fit_on_four_devices_equals_one_device_with_either_kind_of_mesh():
+    result = subprocess.run(
+        [sys.executable, "-c", SCRIPT], capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.count("equal") == 4, result.stdout
