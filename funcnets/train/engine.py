@@ -90,10 +90,9 @@ class Engine:
 
     def guarded(self, ts: TrainState, sums: Sums, batch: Any) -> tuple[TrainState, Sums]:
         """One step, guarded, with its metrics added to the epoch's sums."""
-        if self.batch_sharding is not None:
-            devices = self.batch_sharding.mesh.shape["data"]
-            if batch_size_of(batch) % devices == 0:
-                batch = jax.tree.map(lambda a: shard_batch(a, self.batch_sharding), batch)
+        sharding = self.batch_sharding
+        if sharding is not None and batch_size_of(batch) % sharding.mesh.shape["data"] == 0:
+            batch = jax.tree.map(lambda a: shard_batch(a, sharding), batch)
         no_bad_yet = sums["bad_step"] < 0
         if self.on_nan == "raise":  # after a bad step, later steps of the call do nothing
             new_ts, values, ok = either(
