@@ -29,6 +29,7 @@ from funcnets.rl.agent import (
     Agent,
     Metrics,
     categorical_policy,
+    init_networks,
     log_probs_and_entropy,
     rollout_key,
 )
@@ -97,10 +98,7 @@ def a2c(
 
     def init(key: jax.Array) -> TrainState:
         run_key, env_key, *net_keys = jax.random.split(key, 4)
-        params: dict[str, Any] = {}
-        state: dict[str, Any] = {}
-        for (name, net), net_key in zip(nets.items(), net_keys):
-            _, params[name], state[name] = net.init(net_key, input_shape)
+        params, state = init_networks(nets, net_keys, input_shape)
         state["env"] = reset_batch(env, env_key, num_envs, params_env)
         state["episode_return"] = jnp.zeros(num_envs, jnp.float32)
         state["last_return"] = jnp.zeros(num_envs, jnp.float32)

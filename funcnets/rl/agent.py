@@ -11,7 +11,7 @@ once); `train` scans it, so a whole run is one compiled call, and
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
 import jax
@@ -74,6 +74,17 @@ def train(agent: Agent, ts: TrainState, num_iterations: int) -> tuple[TrainState
 def rollout_key(ts: TrainState) -> jax.Array:
     """The key of the current iteration's experience, distinct from its update's (`step_key`)."""
     return jax.random.fold_in(step_key(ts), _ROLLOUT_STREAM)
+
+
+def init_networks(
+    nets: dict[str, Layer], keys: Sequence[jax.Array], input_shape: tuple[int, ...]
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``(params, state)`` dicts keyed like ``nets``, net ``i`` initialised with ``keys[i]``."""
+    params: dict[str, Any] = {}
+    state: dict[str, Any] = {}
+    for (name, net), net_key in zip(nets.items(), keys):
+        _, params[name], state[name] = net.init(net_key, input_shape)
+    return params, state
 
 
 def categorical_policy(

@@ -32,6 +32,7 @@ from funcnets.rl.agent import (
     Agent,
     Metrics,
     categorical_policy,
+    init_networks,
     log_probs_and_entropy,
     masked_mean,
     rollout_key,
@@ -102,9 +103,7 @@ def reinforce(
 
     def init(key: jax.Array) -> TrainState:
         run_key, *net_keys = jax.random.split(key, len(nets) + 1)
-        params, state = {}, {}
-        for (name, net), net_key in zip(nets.items(), net_keys):
-            _, params[name], state[name] = net.init(net_key, input_shape)
+        params, state = init_networks(nets, net_keys, input_shape)
         return new_state(params, state, optimizer.init(params), run_key)
 
     def objective(params, state, batch, key):

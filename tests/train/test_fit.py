@@ -8,19 +8,11 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
+from trees import leaves_equal
 
 import funcnets as fn
 
 CE = fn.losses.sparse_cross_entropy
-
-
-def raw(leaf):
-    return jax.random.key_data(leaf) if jnp.issubdtype(leaf.dtype, jax.dtypes.prng_key) else leaf
-
-
-def leaves_equal(a, b):
-    pairs = zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True)
-    return all(np.array_equal(raw(x), raw(y)) for x, y in pairs)
 
 
 @pytest.fixture(scope="module")

@@ -5,20 +5,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from trees import assert_bit_identical
 
 import funcnets as fn
 
 CE = fn.losses.sparse_cross_entropy
-
-
-def raw(leaf):
-    return jax.random.key_data(leaf) if jnp.issubdtype(leaf.dtype, jax.dtypes.prng_key) else leaf
-
-
-def assert_bit_identical(a, b):
-    pairs = zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True)
-    for x, y in pairs:
-        np.testing.assert_array_equal(raw(x), raw(y))
 
 
 @pytest.fixture(scope="module")
