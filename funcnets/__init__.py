@@ -11,6 +11,7 @@ work on them directly.
 from funcnets import (
     activations,
     checkpoint,
+    cluster,
     data,
     diagnostics,
     initializers,
@@ -18,6 +19,7 @@ from funcnets import (
     losses,
     models,
     optim,
+    pca,
     precision,
     rl,
     testing,
@@ -79,6 +81,7 @@ __all__ = [
     # modules
     "activations",
     "checkpoint",
+    "cluster",
     "data",
     "diagnostics",
     "initializers",
@@ -86,6 +89,7 @@ __all__ = [
     "losses",
     "models",
     "optim",
+    "pca",
     "precision",
     "rl",
     "testing",

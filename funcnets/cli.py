@@ -72,12 +72,14 @@ import numpy as np
 
 from funcnets import checkpoint, data, losses, models, optim, precision, rl, summary, train
 from funcnets.layers.base import Layer
+from funcnets.models.trainable import Trainable
 
 Split = tuple[np.ndarray, np.ndarray]
 CONFIG, HISTORY, FINAL, LAST_GOOD, CHECKPOINTS = (
     "config.json", "history.json", "checkpoint.ckpt", "last-good.ckpt", "checkpoints",
 )  # fmt: skip
-_DATA_STREAM, _VALIDATION_STREAM = 0x44415441, 0x56414C44  # fold_in tags of the seed's key
+# fold_in tags of the seed's key: the data, the validation split, an unsupervised model's evaluation
+_DATA_STREAM, _VALIDATION_STREAM, _EVALUATION_STREAM = 0x44415441, 0x56414C44, 0x4556414C
 
 
 @dataclass(frozen=True)
@@ -124,20 +126,51 @@ DATASETS: dict[str, Dataset] = {
 
 @dataclass(frozen=True)
 class Model:
-    """A model the command builds: from a dataset's entry and the MLP widths."""
+    """A model the command builds: from a dataset's entry and the MLP widths.
 
-    build: Callable[[Dataset, Sequence[int] | None], Layer]
+    A classifier is a `Layer` trained by `fn.train.fit` on (image, label)
+    pairs; any other model is a `fn.models.Trainable` (an autoencoder, a VAE,
+    a GAN, an RBM) trained by `fn.train.run` over its own step on the images
+    alone, and scored by its own ``evaluate``.
+    """
+
+    build: Callable[[Dataset, Sequence[int] | None], Layer | Trainable]
     fits: Callable[[Dataset], bool]
     needs: str  # what ``fits`` asks of a dataset, in words
     widths: bool  # whether --hidden applies
+    classifier: bool = True
+
+
+def _mnist_sized(d: Dataset) -> bool:
+    return d.images and d.input_shape == (28, 28, 1)
+
+
+def _images(d: Dataset) -> bool:
+    return d.images
+
+
+def _generative(build: Callable[[], Trainable]) -> Model:
+    return Model(lambda d, hidden: build(), _mnist_sized, "28x28x1 images", widths=False,
+                 classifier=False)  # fmt: skip
+
+
+def _resnet(depth: int, plain: bool) -> Model:
+    return Model(lambda d, hidden: models.resnet(depth, d.classes, plain=plain), _images,
+                 "images", widths=False)  # fmt: skip
 
 
 MODELS: dict[str, Model] = {
     "mlp": Model(lambda d, hidden: models.mlp([*(hidden or d.hidden), d.classes]),
                  lambda d: True, "any inputs", widths=True),
-    "lenet5": Model(lambda d, hidden: models.lenet5(d.classes),
-                    lambda d: d.images and d.input_shape == (28, 28, 1), "28x28x1 images",
+    "lenet5": Model(lambda d, hidden: models.lenet5(d.classes), _mnist_sized, "28x28x1 images",
                     widths=False),
+    **{f"{'plain' if plain else 'resnet'}{depth}": _resnet(depth, plain)
+       for plain in (False, True) for depth in (20, 32, 44, 56)},
+    # the experiments' models (experiments/mnist_*.py), with the command's optimizer
+    "autoencoder": _generative(lambda: models.autoencoder((28, 28, 1), 30, (1000, 500, 250))),
+    "vae": _generative(lambda: models.vae(50, (500, 500))),
+    "gan": _generative(lambda: models.dcgan_mnist()),
+    "rbm": _generative(lambda: models.rbm(784, 500, k=1)),
 }  # fmt: skip
 OPTIMIZERS = (
     "sgd", "adagrad", "rmsprop", "adadelta", "adam", "adamw", "adamax", "nadam", "amsgrad", "lion",
@@ -344,6 +377,11 @@ def resolve_config(args: argparse.Namespace, saved: dict | None, source: str) ->
             f"--val-fraction {config['val_fraction']} of the {examples} training examples of "
             f"{config['dataset']} leaves no {'validation' if held == 0 else 'training'} examples"
         )
+    if not MODELS[config["model"]].classifier and config["precision"] != "float32":
+        raise UsageError(
+            f"--precision {config['precision']}: --model {config['model']} trains in float32 "
+            "only (the precision policies apply to classifiers)"
+        )
     if config.get("lr") is None:
         config["lr"] = DEFAULT_LR.get(config["optimizer"], 1e-3)
     if MODELS[config["model"]].widths:
@@ -542,14 +580,74 @@ def load_data(
     return train_part, val_part, test
 
 
-def evaluate(net: Layer, ts: train.TrainState, split: Split) -> dict[str, float]:
-    """Loss and accuracy on ``split`` (in one batch for every dataset here but MNIST's)."""
-    batch = min(len(split[1]), 1000)
-    return train.evaluate(net, ts, split, loss_fn=losses.sparse_cross_entropy, batch_size=batch)
+class Classifier:
+    """How the command trains and scores a `Layer`: `fit` on (image, label), accuracy and loss."""
+
+    def __init__(self, net: Layer, optimizer: Any, arithmetic: str) -> None:
+        self.net, self.optimizer = in_precision(arithmetic, net, optimizer)
+
+    def init(self, key: jax.Array, shape: tuple[int, ...]) -> train.TrainState:
+        return train.init(self.net, self.optimizer, key, shape)
+
+    def train(self, ts: train.TrainState, splits: tuple, epochs: int, batch_size: int,
+              callbacks: list, progress: bool) -> train.TrainState:  # fmt: skip
+        train_set, val_set, _ = splits
+        ts, _ = train.fit(
+            self.net, losses.sparse_cross_entropy, self.optimizer, train_set, epochs=epochs,
+            batch_size=batch_size, ts=ts, val_data=val_set, callbacks=callbacks,
+            progress=progress,
+        )  # fmt: skip
+        return ts
+
+    def evaluate(self, ts: train.TrainState, split: Split) -> dict[str, float]:
+        """Loss and accuracy on ``split`` (in one batch for every dataset here but MNIST's)."""
+        batch = min(len(split[1]), 1000)
+        return train.evaluate(
+            self.net, ts, split, loss_fn=losses.sparse_cross_entropy, batch_size=batch
+        )
+
+    @staticmethod
+    def line(name: str, result: Mapping[str, float]) -> str:
+        return f"{name} accuracy {result['accuracy']:.2%}  {name} loss {result['loss']:.4f}"
 
 
-def _metrics_line(name: str, result: Mapping[str, float]) -> str:
-    return f"{name} accuracy {result['accuracy']:.2%}  {name} loss {result['loss']:.4f}"
+class Unsupervised:
+    """How the command trains and scores a `Trainable`: `run` over its step on the images alone."""
+
+    def __init__(self, model: Trainable, optimizer: Any, key: jax.Array) -> None:
+        self.model, self.optimizer = model, optimizer
+        self.key = jax.random.fold_in(key, _EVALUATION_STREAM)  # the same for every evaluation
+
+    def init(self, key: jax.Array, shape: tuple[int, ...]) -> train.TrainState:
+        return self.model.init(key, shape, self.optimizer)
+
+    def train(self, ts: train.TrainState, splits: tuple, epochs: int, batch_size: int,
+              callbacks: list, progress: bool) -> train.TrainState:  # fmt: skip
+        train_set, val_set, _ = splits
+        validate = None
+        if val_set is not None:
+            validate = lambda ts: {f"val_{k}": v for k, v in self.evaluate(ts, val_set).items()}  # noqa: E731
+        ts, _ = train.run(
+            self.model.step(self.optimizer), ts, train_set[0], epochs=epochs,
+            batch_size=batch_size, callbacks=callbacks, progress=progress, validate=validate,
+        )  # fmt: skip
+        return ts
+
+    def evaluate(self, ts: train.TrainState, split: Split) -> dict[str, float]:
+        return self.model.evaluate(ts, jax.numpy.asarray(split[0]), self.key)
+
+    @staticmethod
+    def line(name: str, result: Mapping[str, float]) -> str:
+        return "  ".join(f"{name} {metric} {value:.4g}" for metric, value in result.items())
+
+
+def make_job(config: Mapping[str, Any]) -> Classifier | Unsupervised:
+    """The model of ``config`` with its optimizer, and how the command trains and scores it."""
+    built = MODELS[config["model"]].build(DATASETS[config["dataset"]], config["hidden"])
+    optimizer = getattr(optim, config["optimizer"])(config["lr"])
+    if isinstance(built, Layer):
+        return Classifier(built, optimizer, config["precision"])
+    return Unsupervised(built, optimizer, seed_key(config["seed"]))
 
 
 def in_precision(name: str, net: Layer, optimizer: Any) -> tuple[Layer, Any]:
@@ -561,11 +659,11 @@ def in_precision(name: str, net: Layer, optimizer: Any) -> tuple[Layer, Any]:
     return precision.with_policy(net, name), optimizer
 
 
-def starting_state(plan: Plan, net: Layer, optimizer: Any) -> train.TrainState:
+def starting_state(plan: Plan, job: Classifier | Unsupervised) -> train.TrainState:
     """A fresh `TrainState` from the seed, or the checkpoint resumed, checked against the config."""
     config = plan.config
     shape = (config["batch_size"], *DATASETS[config["dataset"]].input_shape)
-    fresh = lambda: train.init(net, optimizer, seed_key(config["seed"]), shape)
+    fresh = lambda: job.init(seed_key(config["seed"]), shape)
     if plan.start is None:
         return fresh()
     # Checked against the shapes, dtypes and container types of a fresh state (not computed).
@@ -611,10 +709,8 @@ def run_train(args: argparse.Namespace) -> int:
     config, out = plan.config, plan.out
     created = prepare_out(out)
     try:
-        net = MODELS[config["model"]].build(DATASETS[config["dataset"]], config["hidden"])
-        optimizer = getattr(optim, config["optimizer"])(config["lr"])
-        net, optimizer = in_precision(config["precision"], net, optimizer)
-        ts = starting_state(plan, net, optimizer)
+        job = make_job(config)
+        ts = starting_state(plan, job)
         train_set, val_set, test_set = load_data(config, args.data_dir or plan.data_dir)
     except BaseException:  # nothing trained: leave no trace
         for directory in created:
@@ -633,11 +729,8 @@ def run_train(args: argparse.Namespace) -> int:
         out / CHECKPOINTS, keep=args.keep_checkpoints, metadata={"config": config}
     )
     try:
-        ts, _ = train.fit(
-            net, losses.sparse_cross_entropy, optimizer, train_set,
-            epochs=plan.epochs - int(ts.epoch), batch_size=config["batch_size"], ts=ts,
-            val_data=val_set, callbacks=[history, saver], progress=not args.no_progress,
-        )  # fmt: skip
+        ts = job.train(ts, (train_set, val_set, test_set), plan.epochs - int(ts.epoch),
+                       config["batch_size"], [history, saver], not args.no_progress)  # fmt: skip
     except KeyboardInterrupt:
         latest = train.Checkpoint.latest(out / CHECKPOINTS)
         done = int(checkpoint.read_metadata(latest)["epoch"]) if latest else 0
@@ -659,21 +752,21 @@ def run_train(args: argparse.Namespace) -> int:
         print(f"funcnets: error: {error}{saved}", file=sys.stderr)
         return 1
 
-    result = evaluate(net, ts, test_set)  # the test set's only use
+    result = job.evaluate(ts, test_set)  # the test set's only use
     val = None
     if val_set is not None:  # the last epoch's validation, logged on this very state
         logged = history.history
         val = {k[4:]: v[-1] for k, v in logged.items() if k.startswith("val_") and v}
         if logged.epochs != int(ts.epoch) or not val:  # a history with epochs missing
-            val = evaluate(net, ts, val_set)
+            val = job.evaluate(ts, val_set)
     meta = {"config": config, "epoch": int(ts.epoch), "step": int(ts.step)}
     checkpoint.save(out / FINAL, ts, metadata=meta)
     if history.history.epochs:
         history.history.plot(out / "curves.png")
     seconds = run.update("finished", int(ts.epoch), step=int(ts.step), validation=val, test=result)
-    shown = [] if val is None else [f"validation accuracy {val['accuracy']:.2%}"]
+    shown = [] if val is None else [job.line("validation", val)]
     print(
-        "  ".join([*shown, _metrics_line("test", result)])
+        "  ".join([*shown, job.line("test", result)])
         + f"  ({int(ts.epoch)} epochs, {seconds:.1f} s)  ->  {out}/"
     )
     return 0
@@ -681,6 +774,8 @@ def run_train(args: argparse.Namespace) -> int:
 
 def run_summary(args: argparse.Namespace) -> int:
     dataset = check_fits(args.model, args.dataset, args.hidden)
+    if not MODELS[args.model].classifier:
+        raise UsageError(f"--model {args.model} is not one network; summary shows classifiers")
     info = DATASETS[dataset]
     print(summary(MODELS[args.model].build(info, args.hidden), (1, *info.input_shape)))
     return 0
