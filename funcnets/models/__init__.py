@@ -13,6 +13,7 @@ from funcnets.models.lstm import lstm_classifier
 from funcnets.models.mlp import mlp
 from funcnets.models.perceptron import Perceptron, perceptron
 from funcnets.models.rbm import RBM, rbm
+from funcnets.models.resnet import resnet
 from funcnets.models.trainable import Trainable
 from funcnets.models.vae import VAE, vae
 
@@ -30,5 +31,6 @@ __all__ = [
     "mlp",
     "perceptron",
     "rbm",
+    "resnet",
     "vae",
 ]
