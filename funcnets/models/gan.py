@@ -189,7 +189,7 @@ class GAN:
                 g_opt, g_grads, opt_state["generator"], gp, g_loss
             )
             ok = d_ok & g_ok
-            params, state, opt_state = either(
+            kept = either(
                 ok,
                 lambda: (
                     {"generator": new_gp, "discriminator": new_dp},
@@ -199,7 +199,7 @@ class GAN:
                 lambda: (params, state, opt_state),
             )
             metrics = {"d_loss": d_loss, "g_loss": g_loss, "d_real": d_real, "d_fake": d_fake}
-            new_ts = ts._replace(params=params, state=state, opt_state=opt_state, step=ts.step + 1)
+            new_ts = ts._replace(params=kept[0], state=kept[1], opt_state=kept[2], step=ts.step + 1)
             return new_ts, {**metrics, FINITE: ok}
 
         return step
