@@ -59,6 +59,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 import time
@@ -149,9 +150,9 @@ def _images(d: Dataset) -> bool:
     return d.images
 
 
-def _generative(build: Callable[[], Trainable]) -> Model:
-    return Model(lambda d, hidden: build(), _mnist_sized, "28x28x1 images", widths=False,
-                 classifier=False)  # fmt: skip
+def _generative(build: Callable[[Dataset], Trainable], fits: Callable[[Dataset], bool],
+                needs: str) -> Model:  # fmt: skip
+    return Model(lambda d, hidden: build(d), fits, needs, widths=False, classifier=False)
 
 
 def _resnet(depth: int, plain: bool) -> Model:
@@ -166,11 +167,12 @@ MODELS: dict[str, Model] = {
                     widths=False),
     **{f"{'plain' if plain else 'resnet'}{depth}": _resnet(depth, plain)
        for plain in (False, True) for depth in (20, 32, 44, 56)},
-    # the experiments' models (experiments/mnist_*.py), with the command's optimizer
-    "autoencoder": _generative(lambda: models.autoencoder((28, 28, 1), 30, (1000, 500, 250))),
-    "vae": _generative(lambda: models.vae(50, (500, 500))),
-    "gan": _generative(lambda: models.dcgan_mnist()),
-    "rbm": _generative(lambda: models.rbm(784, 500, k=1)),
+    # the experiments' models (experiments/mnist_*.py), trained with the command's optimizer
+    "autoencoder": _generative(lambda d: models.autoencoder(d.input_shape, 30, (1000, 500, 250)),
+                               _images, "images"),
+    "vae": _generative(lambda d: models.vae(50, (500, 500)), _images, "images"),
+    "rbm": _generative(lambda d: models.rbm(math.prod(d.input_shape), 500), _images, "images"),
+    "gan": _generative(lambda d: models.dcgan_mnist(), _mnist_sized, "28x28x1 images"),
 }  # fmt: skip
 OPTIMIZERS = (
     "sgd", "adagrad", "rmsprop", "adadelta", "adam", "adamw", "adamax", "nadam", "amsgrad", "lion",

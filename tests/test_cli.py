@@ -95,6 +95,28 @@ def test_summary_command_uses_the_dataset_table(capsys):
     assert "(1, 3)" in capsys.readouterr().out  # 3 classes, from the table
 
 
+@pytest.mark.parametrize(("model", "metric"), [("vae", "elbo"), ("rbm", "reconstruction_error")])
+def test_an_unsupervised_model_trains_on_the_images_alone(model, metric, tmp_path, capsys):
+    run = tmp_path / "run"
+    argv = ["train", "--model", model, "--dataset", "digits", "--epochs", "2", "--out", str(run)]
+    assert main([*argv, "--no-progress"]) == 0
+    assert f"validation {metric} " in capsys.readouterr().out
+    config = read(run / "config.json")
+    assert config["status"] == "finished" and config["dataset"] == "digits"
+    assert np.isfinite(config["test"][metric]) and np.isfinite(config["validation"][metric])
+    history = fn.train.History.from_json(run / "history.json")
+    assert history.epochs == 2 and f"val_{metric}" in history and "val_accuracy" not in history
+    assert history[f"val_{metric}"][-1] == pytest.approx(config["validation"][metric])
+    assert fn.checkpoint.read_metadata(run / "checkpoint.ckpt")["config"]["model"] == model
+
+
+def test_every_model_builds_for_the_datasets_it_fits():
+    for name, spec in MODELS.items():
+        for dataset in (d for d in DATASETS.values() if spec.fits(d)):
+            built = spec.build(dataset, None)
+            assert isinstance(built, fn.Layer) == spec.classifier, name
+
+
 def test_every_dataset_has_one_table_entry_and_lenet5_fits_only_28x28_images():
     assert set(DATASETS) == {"digits", "xor", "spirals", "moons", "mnist", "fashion-mnist"}
     fits = [name for name, d in DATASETS.items() if MODELS["lenet5"].fits(d)]
@@ -113,6 +135,10 @@ def test_every_dataset_has_one_table_entry_and_lenet5_fits_only_28x28_images():
     ("args", "message"),
     [
         (["train", "--model", "resnet"], "argument --model: invalid choice: 'resnet'"),
+        (["train", "--model", "gan", "--dataset", "digits"], "--model gan needs 28x28x1 images"),
+        (["train", "--model", "vae", "--dataset", "moons"], "--model vae needs images"),
+        (["train", "--model", "rbm", "--precision", "bf16"], "--model rbm trains in float32 only"),
+        (["summary", "--model", "vae"], "--model vae is not one network"),
         (["train", "--lr", "-0.1"], "argument --lr: must be a positive number, got -0.1"),
         (["train", "--epochs", "0"], "argument --epochs: must be an integer from 1 to"),
         (["train", "--optimizer", "adamm"], "argument --optimizer: invalid choice: 'adamm'"),

@@ -65,7 +65,7 @@ class History(Mapping[str, list[float]]):
     def plot(self, path: str | os.PathLike[str] | None = None) -> Figure:
         """Draws loss and metric curves (train and validation); returns the figure.
 
-        One panel for the losses and one for every other metric, x-axis in
+        One panel for the losses (if any) and one for every other metric, x-axis in
         epochs, on matplotlib's non-interactive Agg backend. With ``path`` the
         figure is also saved there as PNG; without, a notebook shows the
         returned figure.
@@ -73,7 +73,8 @@ class History(Mapping[str, list[float]]):
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
 
-        panels = ["loss"] + sorted({k.removeprefix("val_") for k in self._metrics} - {"loss"})
+        names = {k.removeprefix("val_") for k in self._metrics}
+        panels = ["loss"] * ("loss" in names) + sorted(names - {"loss"}) or ["loss"]
         figure = Figure(figsize=(5 * len(panels), 4))
         FigureCanvasAgg(figure)
         for axes, panel in zip(figure.subplots(1, len(panels), squeeze=False)[0], panels):
@@ -84,7 +85,8 @@ class History(Mapping[str, list[float]]):
             axes.set_xlabel("epoch")
             axes.set_title(panel)
             axes.grid(alpha=0.3)
-            axes.legend()
+            if axes.lines:
+                axes.legend()
         figure.tight_layout()
         if path is not None:
             figure.savefig(path, dpi=100)
