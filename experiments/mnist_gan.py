@@ -1,12 +1,13 @@
 """A DCGAN on MNIST (Radford et al. 2016), scored by an MNIST classifier: Inception score ≥ 9.0.
 
 Settings (stated, not inherited): `dcgan_mnist(latent=100, width=64)` (generator
-Dense -> 7x7x128 -> two 4x4 stride-2 transposed convolutions -> 28x28x1
-sigmoid, BatchNorm and ReLU; discriminator two 4x4 stride-2 convolutions,
-BatchNorm, leaky ReLU 0.2, one logit), both trained with Adam (learning rate
-2e-4, b1 = 0.5, as in the DCGAN paper), batch 128, 30 epochs, the
-non-saturating generator loss, one discriminator and one generator update per
-step in one compiled call, seed 0, pixels in [0, 1].
+Dense -> 7x7x128 -> two 4x4 stride-2 transposed convolutions -> 28x28x1,
+BatchNorm and ReLU, output (tanh + 1) / 2; discriminator: input mapped to
+[-1, 1], two 4x4 stride-2 convolutions, BatchNorm, leaky ReLU 0.2, one logit;
+weights from N(0, 0.02)), both trained with Adam (learning rate 2e-4, b1 =
+0.5, as in the DCGAN paper), batch 128, 30 epochs over 53,888 training images
+(whole minibatches), the non-saturating generator loss, one discriminator and
+one generator update per step in one compiled call, seed 0, pixels in [0, 1].
 
 The judge is a classifier trained here on the same training split: a small
 ReLU conv net (two 3x3 conv pairs of 32 and 64 channels, each pair followed by

@@ -22,6 +22,7 @@ from funcnets import (
     pca,
     precision,
     rl,
+    sample_quality,
     testing,
     train,
 )
@@ -92,6 +93,7 @@ __all__ = [
     "pca",
     "precision",
     "rl",
+    "sample_quality",
     "testing",
     "train",
     # layers and combinators

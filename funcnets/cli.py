@@ -591,7 +591,7 @@ class Classifier:
     def init(self, key: jax.Array, shape: tuple[int, ...]) -> train.TrainState:
         return train.init(self.net, self.optimizer, key, shape)
 
-    def train(self, ts: train.TrainState, splits: tuple, epochs: int, batch_size: int,
+    def run_epochs(self, ts: train.TrainState, splits: tuple, epochs: int, batch_size: int,
               callbacks: list, progress: bool) -> train.TrainState:  # fmt: skip
         train_set, val_set, _ = splits
         ts, _ = train.fit(
@@ -623,7 +623,7 @@ class Unsupervised:
     def init(self, key: jax.Array, shape: tuple[int, ...]) -> train.TrainState:
         return self.model.init(key, shape, self.optimizer)
 
-    def train(self, ts: train.TrainState, splits: tuple, epochs: int, batch_size: int,
+    def run_epochs(self, ts: train.TrainState, splits: tuple, epochs: int, batch_size: int,
               callbacks: list, progress: bool) -> train.TrainState:  # fmt: skip
         train_set, val_set, _ = splits
         validate = None
@@ -731,7 +731,7 @@ def run_train(args: argparse.Namespace) -> int:
         out / CHECKPOINTS, keep=args.keep_checkpoints, metadata={"config": config}
     )
     try:
-        ts = job.train(ts, (train_set, val_set, test_set), plan.epochs - int(ts.epoch),
+        ts = job.run_epochs(ts, (train_set, val_set, test_set), plan.epochs - int(ts.epoch),
                        config["batch_size"], [history, saver], not args.no_progress)  # fmt: skip
     except KeyboardInterrupt:
         latest = train.Checkpoint.latest(out / CHECKPOINTS)
@@ -779,7 +779,9 @@ def run_summary(args: argparse.Namespace) -> int:
     if not MODELS[args.model].classifier:
         raise UsageError(f"--model {args.model} is not one network; summary shows classifiers")
     info = DATASETS[dataset]
-    print(summary(MODELS[args.model].build(info, args.hidden), (1, *info.input_shape)))
+    net = MODELS[args.model].build(info, args.hidden)
+    assert isinstance(net, Layer)  # a classifier
+    print(summary(net, (1, *info.input_shape)))
     return 0
 
 

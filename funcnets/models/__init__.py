@@ -8,6 +8,7 @@ Rosenblatt's rule, not by gradients.
 """
 
 from funcnets.models.autoencoder import Autoencoder, autoencoder, gaussian_noise, masking_noise
+from funcnets.models.gan import GAN, dcgan_mnist, gan
 from funcnets.models.lenet import lenet5
 from funcnets.models.lstm import lstm_classifier
 from funcnets.models.mlp import mlp
@@ -20,10 +21,13 @@ from funcnets.models.vae import VAE, vae
 __all__ = [
     "Autoencoder",
     "VAE",
+    "GAN",
     "Perceptron",
     "RBM",
     "Trainable",
     "autoencoder",
+    "dcgan_mnist",
+    "gan",
     "gaussian_noise",
     "lenet5",
     "lstm_classifier",

@@ -76,7 +76,11 @@ def test_dcgan_mnist_maps_noise_to_28x28_images_and_images_to_one_logit():
     assert g["project"]["w"].shape == (6, 7 * 7 * 4) and "b" not in g["project"]
     assert g["up1"]["w"].shape == (4, 4, 4, 2) and g["up2"]["w"].shape == (4, 4, 2, 1)
     assert ts.params["discriminator"]["output"]["w"].shape == (7 * 7 * 4, 1)
-    assert model.generator.children[-1][0] == "output"  # a sigmoid: images in [0, 1]
+    # The generator's output is (tanh + 1) / 2, in [0, 1]; the discriminator centres its input.
+    (_, output), (_, centre) = model.generator.children[-1], model.discriminator.children[0]
+    ends = jnp.array([-30.0, 0.0, 30.0])
+    np.testing.assert_allclose(output.apply({}, {}, ends)[0], [0.0, 0.5, 1.0], atol=1e-6)
+    np.testing.assert_allclose(centre.apply({}, {}, jnp.array([0.0, 0.5, 1.0]))[0], [-1, 0, 1])
 
 
 def test_a_mismatched_pair_or_optimizer_is_refused():
