@@ -5,7 +5,10 @@ baseline, or A2C) on `fn.rl.CartPole`, many seeds in one compiled call, and
 reports how many solve it (see `funcnets.rl.cli`).
 
 ``funcnets train`` with no arguments trains an MLP on the bundled 8x8 digits in
-seconds. Each run owns one directory, ``--out`` (default
+seconds. ``--model`` picks a classifier (mlp, lenet5, resnet20/32/44/56 and
+their plain twins plain20/...) trained on images and labels, or a model of
+the images alone (autoencoder, vae, rbm, gan), whose metrics are its own
+(reconstruction error, ELBO, ...). Each run owns one directory, ``--out`` (default
 ``runs/<model>-<dataset>-<time>``)::
 
     config.json      the run's configuration (model, dataset, optimizer, lr,
