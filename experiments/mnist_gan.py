@@ -55,9 +55,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 GOAL = 9.0
 VAE_SAMPLES = RESULTS / "mnist_vae_samples.npz"
 GRID_COLUMNS = 12
-# A non-finite step is skipped and counted (``skipped_steps``) rather than raised: with
-# "raise", the engine runs each step under a conditional, inside which XLA's CPU backend
-# computes these convolutions ~50x slower (the smoke and CPU checks); on a GPU it is free.
+# A non-finite step is skipped and counted (``skipped_steps``, reported) rather than
+# raised, so that one bad step of adversarial training does not end the run.
 ON_NAN = "skip"
 
 
