@@ -43,19 +43,18 @@ gradient norms) and activations_units.png (dead and saturated units per layer).
 """
 
 import argparse
-import json
 import time
 from pathlib import Path
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from common import RESULTS, write_summary
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 import funcnets as fn
 
-RESULTS = Path(__file__).parent / "results"
 ACTIVATIONS = {
     "sigmoid": fn.sigmoid,
     "tanh": fn.tanh,
@@ -276,13 +275,8 @@ def main() -> None:
         "optimizer": "adam, constant learning rate",
         "learning_rates_swept": list(args.learning_rates),
         "seed": args.seed,
-        "seconds": round(time.perf_counter() - start, 1),
-        "cpu_seconds": round(time.process_time() - cpu, 1),
-        "backend": jax.default_backend(),
-        "smoke": args.smoke,
     }
-    (RESULTS / f"{name}.json").write_text(json.dumps(summary, indent=1))
-    print(f"{summary['seconds']} s ({summary['cpu_seconds']} s of CPU time)")
+    write_summary(name, summary, start, cpu, args.smoke)
 
 
 if __name__ == "__main__":

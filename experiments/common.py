@@ -2,6 +2,7 @@
 
 import argparse
 import json
+import time
 from pathlib import Path
 
 import jax
@@ -65,3 +66,21 @@ def write_results(name: str, result: dict, history: fn.train.History, smoke: boo
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / f"{name}.json").write_text(json.dumps(result, indent=1))
     history.plot(RESULTS / f"{name}.png")
+
+
+def write_summary(name: str, summary: dict, start: float, cpu: float, smoke: bool) -> None:
+    """Writes ``results/<name>.json`` with the wall and CPU seconds since ``start``/``cpu``.
+
+    ``start`` and ``cpu`` are ``time.perf_counter()`` and ``time.process_time()``
+    at the script's start; the backend and ``smoke`` are recorded too.
+    """
+    summary = {
+        **summary,
+        "seconds": round(time.perf_counter() - start, 1),
+        "cpu_seconds": round(time.process_time() - cpu, 1),
+        "backend": jax.default_backend(),
+        "smoke": smoke,
+    }
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / f"{name}.json").write_text(json.dumps(summary, indent=1))
+    print(f"{summary['seconds']} s ({summary['cpu_seconds']} s of CPU time)")

@@ -46,7 +46,6 @@ universal_approximation_bumps.png (the construction beside the trained net).
 """
 
 import argparse
-import json
 import math
 import time
 from pathlib import Path
@@ -54,12 +53,12 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 import numpy as np
+from common import RESULTS, write_summary
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 import funcnets as fn
 
-RESULTS = Path(__file__).parent / "results"
 WIDTHS = (1, 4, 16, 64, 256, 1024)
 #: Each sweep tries its first values, then walks one step further along its ladder while
 #: the best validation MSE sits at an edge, at most EXTENSIONS steps.
@@ -385,13 +384,8 @@ def main() -> None:
         "init_scale_ladder": list(SCALE_LADDER),
         "sweep_extensions_at_most": args.extensions,
         "seeds": [args.seed + i for i in range(args.seeds)],
-        "seconds": round(time.perf_counter() - start, 1),
-        "cpu_seconds": round(time.process_time() - cpu, 1),
-        "backend": jax.default_backend(),
-        "smoke": args.smoke,
     }
-    (RESULTS / f"{name}.json").write_text(json.dumps(summary, indent=1))
-    print(f"{summary['seconds']} s ({summary['cpu_seconds']} s of CPU time)")
+    write_summary(name, summary, start, cpu, args.smoke)
 
 
 if __name__ == "__main__":

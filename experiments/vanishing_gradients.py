@@ -213,6 +213,7 @@ def main() -> None:
         "seed": args.seed,
         "seconds": round(time.perf_counter() - start, 1),
         "backend": jax.default_backend(),
+        "smoke": args.smoke,
     }
     (RESULTS / f"{name}.json").write_text(json.dumps(summary, indent=1))
     plot_rnn(rnn_results, norms, RESULTS / f"{name}_rnn.png")
