@@ -1,4 +1,7 @@
-"""fit over a 4-device mesh equals one device (a subprocess with 4 host CPU devices)."""
+"""fit over a 4-device mesh equals one device, and a checkpoint moves between the two.
+
+(A subprocess with 4 host CPU devices.)
+"""
 
 import subprocess
 import sys
@@ -32,13 +35,32 @@ SCRIPT = textwrap.dedent(
             for leaf in jax.tree.leaves(many.params):
                 assert leaf.sharding.is_fully_replicated and len(leaf.sharding.device_set) == 4
             print(name, kind, "equal")
+
+    # A checkpoint written on 4 devices resumes on 1, and one written on 1 resumes on 4,
+    # both equal to 2 epochs on one device.
+    import tempfile
+    net, opt, mesh = nets["mlp"], fn.optim.adam(1e-2), meshes["make_mesh"]
+    def fit(epochs, mesh, ts=None, callbacks=()):
+        return fn.train.fit(net, fn.losses.sparse_cross_entropy, opt, (x, y), epochs=epochs,
+                            batch_size=32, key=jax.random.key(0), ts=ts, progress=False,
+                            mesh=mesh, callbacks=list(callbacks))[0]
+    straight = fit(2, None)
+    for first, then in ((mesh, None), (None, mesh)):
+        with tempfile.TemporaryDirectory() as directory:
+            fit(1, first, callbacks=[fn.train.Checkpoint(directory)])
+            saved = fn.train.Checkpoint.latest(directory)
+            resumed = fit(1, then, ts=fn.checkpoint.load(saved, like=straight))
+        assert int(resumed.epoch) == 2
+        for a, b in zip(jax.tree.leaves(straight.params), jax.tree.leaves(resumed.params)):
+            np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+        print("checkpoint", "4->1" if then is None else "1->4", "equal")
     """
 )
 
 
-def test_fit_on_four_devices_equals_one_device_with_either_kind_of_mesh():
+def test_fit_on_four_devices_equals_one_device_and_checkpoints_move_between_them():
     result = subprocess.run(
         [sys.executable, "-c", SCRIPT], capture_output=True, text=True, timeout=300
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    assert result.stdout.count("equal") == 4, result.stdout
+    assert result.stdout.count("equal") == 6, result.stdout
