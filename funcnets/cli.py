@@ -594,8 +594,10 @@ class Classifier:
     def init(self, key: jax.Array, shape: tuple[int, ...]) -> train.TrainState:
         return train.init(self.net, self.optimizer, key, shape)
 
-    def run_epochs(self, ts: train.TrainState, splits: tuple, epochs: int, batch_size: int,
-              callbacks: list, progress: bool) -> train.TrainState:  # fmt: skip
+    def run_epochs(
+        self, ts: train.TrainState, splits: tuple, epochs: int, batch_size: int,
+        callbacks: list, progress: bool,
+    ) -> train.TrainState:  # fmt: skip
         train_set, val_set, _ = splits
         ts, _ = train.fit(
             self.net, losses.sparse_cross_entropy, self.optimizer, train_set, epochs=epochs,
@@ -626,15 +628,19 @@ class Unsupervised:
     def init(self, key: jax.Array, shape: tuple[int, ...]) -> train.TrainState:
         return self.model.init(key, shape, self.optimizer)
 
-    def run_epochs(self, ts: train.TrainState, splits: tuple, epochs: int, batch_size: int,
-              callbacks: list, progress: bool) -> train.TrainState:  # fmt: skip
+    def run_epochs(
+        self, ts: train.TrainState, splits: tuple, epochs: int, batch_size: int,
+        callbacks: list, progress: bool,
+    ) -> train.TrainState:  # fmt: skip
         train_set, val_set, _ = splits
-        validate = None
-        if val_set is not None:
-            validate = lambda ts: {f"val_{k}": v for k, v in self.evaluate(ts, val_set).items()}  # noqa: E731
+
+        def validate(ts: train.TrainState) -> dict[str, float]:
+            return {f"val_{name}": v for name, v in self.evaluate(ts, val_set).items()}
+
         ts, _ = train.run(
             self.model.step(self.optimizer), ts, train_set[0], epochs=epochs,
-            batch_size=batch_size, callbacks=callbacks, progress=progress, validate=validate,
+            batch_size=batch_size, callbacks=callbacks, progress=progress,
+            validate=None if val_set is None else validate,
         )  # fmt: skip
         return ts
 
