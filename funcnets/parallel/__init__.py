@@ -1,0 +1,1 @@
+"""Training beyond one device, on JAX's own runtime (`jax.sharding`, `jax.distributed`)."""
