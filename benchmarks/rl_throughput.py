@@ -4,17 +4,21 @@ Measured in one run, repetition by repetition in turn (so drift in the
 machine's speed hits every contender alike), each with uniformly random
 actions drawn before the timed region where the environment is Gymnasium's:
 
-- **funcnets, vmapped**: ``--num-envs`` (1,024 and 16,384) copies of `fn.rl.CartPole`
-  stepped ``--steps`` (1,000) times by a jitted `lax.scan` of the vmapped
-  auto-resetting ``step``, with actions drawn before (as for Gymnasium) or
-  inside the scan; the carry is the states plus the summed rewards (nothing
-  stored per step). The auto-reset draws a new initial state for every copy
-  at every step (selected where an episode ended), from a key per copy;
+- **funcnets, batched**: ``--num-envs`` (1,024 and 16,384) copies of `fn.rl.CartPole`
+  stepped ``--steps`` (1,000) times by a jitted `lax.scan` of `fn.rl.step_batch`
+  (the vmapped dynamics; new episodes drawn only for the copies that ended,
+  from pools of resets), with actions drawn before (as for Gymnasium) or
+  inside the scan by `fn.rl.random_policy`; the carry is the states plus the
+  summed rewards (nothing stored per step);
+- **funcnets, vmapped step**: the same with the environment's own
+  auto-resetting ``step`` under `jax.vmap`, a key per copy: it draws a new
+  initial state for every copy at every step and selects it where an episode
+  ended (what a user who vmaps ``env.step`` by hand gets);
 - **funcnets, dynamics alone**: the vmapped ``transition`` without the
   reset (episodes run on past their end): what the steps cost without
   drawing a new initial state for every copy at every step, a ceiling;
-- **funcnets, rollout**: the same through `fn.rl.rollout` with
-  `fn.rl.random_policy`, which also stores the whole trajectory (what an
+- **funcnets, rollout**: `fn.rl.rollout` (which steps by `fn.rl.step_batch`)
+  with `fn.rl.random_policy`, which also stores the whole trajectory (what an
   agent trains on);
 - **Gymnasium, loop**: one ``gymnasium.make("CartPole-v1")`` stepped in a
   Python loop, ``reset()`` after each episode;
@@ -51,13 +55,14 @@ from jax import lax
 import funcnets as fn
 
 RESULTS = Path(__file__).parent / "results" / "rl_throughput"
-READING = """Reading: `transition` alone (the dynamics, no reset) is ~4x faster than the
-auto-resetting `step`, which is bound by its random draws, not its arithmetic. Branch-free
-under `vmap`, it draws a new initial state (4 uniform float32) for every copy at every step,
-from a key per copy (2 more 32-bit words), and selects it where an episode ended; JAX's
-threefry costs ~9-15 ns per word on this CPU. Gymnasium's NumPy vector env draws only for
-the copies that finished (~1 in 22 under a random policy), with NumPy's PCG64. Drawing the
-actions in the scan adds its own draws (`randint`)."""
+READING = """Reading: on CPU a batched CartPole step is bound by its random draws, not its
+arithmetic. JAX's threefry (partitionable, the default) costs ~15 ns per 32-bit word here,
+CartPole's dynamics ~18 ns per step. The vmapped auto-resetting `step` is branch-free: it
+draws a new initial state (4 words) for every copy at every step, from a key per copy (one
+more block), and selects it where an episode ended, so `transition` alone is ~4x faster.
+`fn.rl.step_batch` draws resets only for the copies that ended (~1 in 22 under a random
+policy), from pools of max(8, N/16) resets, as Gymnasium's NumPy vector env draws only for
+the copies that finished; `fn.rl.random_policy` takes 32 two-way actions from one word."""
 
 
 def funcnets_transition(num_envs: int, steps: int) -> Callable[..., Any]:
@@ -78,17 +83,26 @@ def funcnets_transition(num_envs: int, steps: int) -> Callable[..., Any]:
     return jax.jit(run)
 
 
-def funcnets_scan(num_envs: int, steps: int, draw_actions: bool) -> Callable[..., Any]:
-    """A jitted ``(key, actions) -> final carry`` of ``steps`` vmapped auto-resetting steps.
+def funcnets_scan(
+    num_envs: int, steps: int, draw_actions: bool, batched: bool = True
+) -> Callable[..., Any]:
+    """A jitted ``(key, actions) -> final carry`` of ``steps`` auto-resetting batched steps.
 
     ``actions`` (steps, num_envs) are given (as Gymnasium's are), or with
     ``draw_actions`` drawn inside the scan by `fn.rl.random_policy`. The
     carry is the states plus the summed rewards: nothing is stored per step.
+    ``batched``: `fn.rl.step_batch`; otherwise the vmapped ``env.step`` with
+    a key per copy.
     """
     env = fn.rl.CartPole()
     params = env.default_params
-    step = jax.vmap(env.step, in_axes=(0, 0, 0, None))
     policy = fn.rl.random_policy(env.num_actions)
+    vmapped = jax.vmap(env.step, in_axes=(0, 0, 0, None))
+
+    def step(key, env_state, action, params):
+        if batched:
+            return fn.rl.step_batch(env, key, env_state, action, params)
+        return vmapped(jax.random.split(key, num_envs), env_state, action, params)
 
     def run(key: jax.Array, actions: jax.Array) -> Any:
         _, env_state = fn.rl.reset_batch(env, key, num_envs, params)
@@ -99,9 +113,7 @@ def funcnets_scan(num_envs: int, steps: int, draw_actions: bool) -> Callable[...
             action_key, step_key = jax.random.split(jax.random.fold_in(key, t))
             if draw_actions:
                 action = policy(action_key, env_state.x)
-            _, env_state, reward, _, _ = step(
-                jax.random.split(step_key, num_envs), env_state, action, params
-            )
+            _, env_state, reward, _, _ = step(step_key, env_state, action, params)
             return (env_state, total + reward.sum()), None
 
         zero = jnp.zeros((), jnp.float32)
@@ -159,6 +171,10 @@ def bench(sizes: list[int], steps: int, reps: int) -> dict[str, Any]:
     for n in sizes:
         given = jnp.asarray(rng.integers(0, 2, (steps, n)), jnp.int32)
         scan, drawn = funcnets_scan(n, steps, False), funcnets_scan(n, steps, True)
+        vmapped, vmapped_drawn = (
+            funcnets_scan(n, steps, False, batched=False),
+            funcnets_scan(n, steps, True, batched=False),
+        )
         rollout, dynamics = funcnets_rollout(n, steps), funcnets_transition(n, steps)
         contenders[f"funcnets_dynamics_{n}"] = (
             lambda dynamics=dynamics, given=given: jax.block_until_ready(
@@ -172,6 +188,14 @@ def bench(sizes: list[int], steps: int, reps: int) -> dict[str, Any]:
         )
         contenders[f"funcnets_scan_drawn_{n}"] = (
             lambda drawn=drawn, given=given: jax.block_until_ready(drawn(next(keys), given)),
+            n * steps,
+        )
+        contenders[f"funcnets_vmapped_{n}"] = (
+            lambda vmapped=vmapped, given=given: jax.block_until_ready(vmapped(next(keys), given)),
+            n * steps,
+        )
+        contenders[f"funcnets_vmapped_drawn_{n}"] = (
+            lambda f=vmapped_drawn, given=given: jax.block_until_ready(f(next(keys), given)),
             n * steps,
         )
         contenders[f"funcnets_rollout_{n}"] = (
@@ -241,8 +265,11 @@ def report(result: dict[str, Any]) -> str:
     ]
     labels = {
         "funcnets_dynamics": "`fn.rl.cartpole.transition` alone: dynamics, no reset (a ceiling)",
-        "funcnets_scan": "`fn.rl.CartPole`, vmapped `step` in a jitted `lax.scan`, actions given",
+        "funcnets_scan": "`fn.rl.CartPole`, `fn.rl.step_batch` in a jitted `lax.scan`, "
+        "actions given",
         "funcnets_scan_drawn": "the same, actions drawn in the scan (`fn.rl.random_policy`)",
+        "funcnets_vmapped": "`fn.rl.CartPole`, vmapped `env.step` (a key per copy), actions given",
+        "funcnets_vmapped_drawn": "the same, actions drawn in the scan",
         "funcnets_rollout": "`fn.rl.rollout` (actions drawn, trajectory stored)",
         "gymnasium_sync_vector": "Gymnasium `SyncVectorEnv`",
         "gymnasium_numpy_vector": "Gymnasium `CartPoleVectorEnv` (NumPy, `make_vec`)",
@@ -255,9 +282,10 @@ def report(result: dict[str, Any]) -> str:
     for n in result["sizes"]:
         name = f"gymnasium_numpy_vector_{n}"
         lines.append(
-            f"\nAt {n:,} copies, `fn.rl.CartPole` (actions given) is "
-            f"**{rate[f'funcnets_scan_{n}'] / loop:,.0f}x** the Gymnasium loop and "
-            f"{rate[f'funcnets_scan_{n}'] / rate[name]:,.2f}x Gymnasium's NumPy vector env."
+            f"\nAt {n:,} copies, `fn.rl.CartPole` with random actions drawn in the scan is "
+            f"**{rate[f'funcnets_scan_drawn_{n}'] / loop:,.0f}x** the Gymnasium loop "
+            f"({rate[f'funcnets_scan_{n}'] / loop:,.0f}x with the actions given) and "
+            f"{rate[f'funcnets_scan_drawn_{n}'] / rate[name]:,.2f}x Gymnasium's NumPy vector env."
         )
     lines += [
         "",

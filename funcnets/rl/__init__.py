@@ -5,7 +5,7 @@
   reward, done, info)``, pure and batched with `jax.vmap`; `CartPole`
   reproduces Gymnasium's ``CartPole-v1`` (`CartPoleParams`, `CartPoleState`,
   module `cartpole`).
-- `rollout`, `reset_batch`, `evaluate`, `random_policy`,
+- `rollout`, `reset_batch`, `step_batch`, `evaluate`, `random_policy`,
   `first_episode_mask`: many environments stepped together in one `lax.scan`.
 - `discounted_returns`, `masked_normalize`: returns and advantages.
 - Agents: `reinforce` (REINFORCE with a baseline) and `a2c`, each an
@@ -45,6 +45,7 @@ from funcnets.rl.rollout import (
     random_policy,
     reset_batch,
     rollout,
+    step_batch,
 )
 from funcnets.rl.runs import seed_keys, train_and_evaluate
 
@@ -74,6 +75,7 @@ __all__ = [
     "rollout",
     "run_cartpole_command",
     "seed_keys",
+    "step_batch",
     "train_and_evaluate",
     "train",
 ]

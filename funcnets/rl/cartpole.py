@@ -216,4 +216,5 @@ def CartPole() -> Environment:
         observation_shape=(4,),
         num_actions=2,
         name="CartPole-v1",
+        deterministic=True,
     )

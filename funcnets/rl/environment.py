@@ -42,6 +42,9 @@ class Environment(NamedTuple):
         observation_shape: the shape of one observation, e.g. ``(4,)``.
         num_actions: the number of discrete actions ``0 .. num_actions - 1``.
         name: e.g. ``"CartPole-v1"``.
+        deterministic: ``transition`` draws nothing from its key (it may be
+            given ``None``), as CartPole's dynamics: batched steppers then
+            split no key per copy (`step_batch`).
 
     Close over an `Environment` in jitted functions (its fields are functions
     and ints, not arrays); pass ``env_state`` and ``params`` as arguments.
@@ -54,6 +57,7 @@ class Environment(NamedTuple):
     observation_shape: tuple[int, ...]
     num_actions: int
     name: str
+    deterministic: bool = False
 
 
 def auto_reset(reset: Reset, transition: Transition, *, deterministic: bool = False) -> Step:

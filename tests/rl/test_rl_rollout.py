@@ -3,6 +3,7 @@
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 import funcnets as fn
 
@@ -80,3 +81,78 @@ def test_evaluate_returns_episode_lengths_of_a_random_policy():
 
     pushed = np.asarray(fn.rl.evaluate(ENV, always_right, jax.random.key(1), 20))
     assert pushed.max() < 15  # pushing one way topples the pole within a few steps
+
+
+def _ending_states(num_envs, ending):
+    """CartPole states: the copies in ``ending`` are truncated by their next step."""
+    obs = jax.random.uniform(jax.random.key(7), (num_envs, 4), minval=-0.05, maxval=0.05)
+    time = jnp.where(jnp.asarray(ending), 499, 3)
+    return fn.rl.cartpole.from_observation(obs, time)
+
+
+def test_step_batch_starts_every_ended_episode_from_its_own_reset_over_several_pools():
+    n = 48
+    ending = np.arange(n) % 3 != 0  # 32 episodes end, pools of 5: seven pools drawn
+    states = _ending_states(n, ending)
+    action = jnp.arange(n, dtype=jnp.int32) % 2
+    step = jax.jit(lambda key, s, a: fn.rl.step_batch(ENV, key, s, a, reset_pool=5))
+    obs, new, reward, done, info = step(jax.random.key(1), states, action)
+    trans = jax.jit(jax.vmap(ENV.transition, in_axes=(None, 0, 0, None)))(
+        None, states, action, ENV.default_params
+    )
+    np.testing.assert_array_equal(done, ending)
+    close = dict(rtol=1e-6, atol=1e-7)  # the same float32 arithmetic, fused differently
+    np.testing.assert_allclose(info["final_observation"], trans[0], **close)
+    np.testing.assert_array_equal(reward, trans[2])
+    # The copies that go on are the transition's; the ended ones start afresh.
+    np.testing.assert_allclose(np.asarray(obs)[~ending], np.asarray(trans[0])[~ending], **close)
+    np.testing.assert_array_equal(np.asarray(new.time)[~ending], 4)
+    np.testing.assert_array_equal(np.asarray(new.time)[ending], 0)
+    started = np.asarray(obs)[ending]
+    assert np.all(np.abs(started) <= 0.05)
+    assert len({tuple(row) for row in started.tolist()}) == 32  # 32 independent draws
+    np.testing.assert_array_equal(obs, fn.rl.cartpole.observation(new))
+    again = step(jax.random.key(1), states, action)
+    np.testing.assert_array_equal(again[0], obs)
+    other = step(jax.random.key(2), states, action)[0]
+    assert not np.array_equal(np.asarray(other)[ending], started)
+
+
+def test_step_batch_resets_are_uniform_in_the_reset_box():
+    n = 4096
+    states = _ending_states(n, np.ones(n, bool))
+    obs = jax.jit(lambda key: fn.rl.step_batch(ENV, key, states, jnp.zeros(n, jnp.int32))[0])(
+        jax.random.key(3)
+    )
+    obs = np.asarray(obs)
+    # Uniform on [-0.05, 0.05]: mean 0, std 0.1 / sqrt(12); each quarter holds a quarter.
+    np.testing.assert_allclose(obs.mean(0), 0.0, atol=4 * 0.0289 / np.sqrt(n))
+    np.testing.assert_allclose(obs.std(0), 0.1 / np.sqrt(12), rtol=0.05)
+    counts = np.stack([np.histogram(obs[:, i], 4, (-0.05, 0.05))[0] for i in range(4)])
+    assert np.all(np.abs(counts - n / 4) < 5 * np.sqrt(n * 3 / 16))
+
+
+def test_step_batch_splits_a_key_per_copy_for_a_random_transition():
+    def noisy_transition(key, state, action, params):
+        obs, state, reward, done, info = fn.rl.cartpole.transition(key, state, action, params)
+        return obs, state, reward + jax.random.uniform(key), done, info
+
+    noisy = ENV._replace(transition=noisy_transition, deterministic=False)
+    _, states = fn.rl.reset_batch(ENV, jax.random.key(0), 8)
+    reward = fn.rl.step_batch(noisy, jax.random.key(1), states, jnp.ones(8, jnp.int32))[2]
+    transition_key, _ = jax.random.split(jax.random.key(1))
+    expected = 1.0 + jax.vmap(jax.random.uniform)(jax.random.split(transition_key, 8))
+    np.testing.assert_allclose(reward, expected)
+
+
+def test_random_policy_draws_each_action_equally_often():
+    obs = jnp.zeros((3000, 4))
+    for num_actions in (1, 2, 3, 4, 8):
+        actions = np.asarray(fn.rl.random_policy(num_actions)(jax.random.key(num_actions), obs))
+        assert actions.shape == (3000,) and actions.dtype == np.int32
+        counts = np.bincount(actions, minlength=num_actions)
+        assert len(counts) == num_actions
+        expected = 3000 / num_actions
+        assert np.all(np.abs(counts - expected) < 5 * np.sqrt(expected))
+    with pytest.raises(ValueError, match="num_actions"):
+        fn.rl.random_policy(0)
