@@ -18,6 +18,9 @@ Typed PRNG keys are stored as their ``jax.random.key_data`` plus the key impleme
 as a same-width unsigned-integer view of their bytes. Loading never unpickles anything, so a file
 from a stranger cannot run code.
 
+With several processes (`fn.parallel.initialize`), every process calls `save`, process 0 writes
+the file, and every process can `load` it, onto any number of devices.
+
 Example:
     >>> import jax.numpy as jnp
     >>> tree = {"w": jnp.ones((2, 3)), "step": 0}
@@ -42,11 +45,13 @@ import stat
 import struct
 import zipfile
 import zlib
+from collections.abc import Callable
 from typing import Any, BinaryIO
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.experimental import multihost_utils
 
 __all__ = ["CheckpointError", "load", "read_metadata", "save"]
 
@@ -101,6 +106,12 @@ def save(
     (whose pids mean nothing here) are never touched. A reused pid only delays the removal. This
     cleanup is best effort and POSIX only.
 
+    In a multi-process run (`fn.parallel.initialize`) every process calls `save` with the same
+    tree and path: arrays split across processes (FSDP) are gathered, process 0 alone writes
+    the file, and every process returns once it is in place, so any of them may `load` it next
+    (from a shared file system). If process 0 fails to write, every process raises. Calling
+    `save` in process 0 only would leave it waiting for the others.
+
     Args:
         path: destination file; its directory must exist.
         tree: a pytree (dicts, lists, tuples, NamedTuples, ...) whose leaves are jax or numpy
@@ -116,6 +127,8 @@ def save(
         TypeError: a leaf is not a numeric array or scalar (e.g. a string), naming its path; or
             ``metadata`` is not a JSON-serialisable dict.
         CheckpointError: two leaves have the same key path.
+        OSError: the file could not be written (in a process other than 0: process 0 could
+            not write it).
     """
     leaves, empty = _flatten(tree)
     entries = []
@@ -131,7 +144,9 @@ def save(
         "empty": [{"path": jax.tree_util.keystr(kp), "types": types} for kp, types in empty],
         "metadata": _as_json({} if metadata is None else metadata, "metadata"),
     }
-    _atomic_write(path, lambda f: _write_archive(f, header, entries))
+    _on_process_zero(
+        path, lambda: _atomic_write(path, lambda f: _write_archive(f, header, entries))
+    )
 
 
 def load(
@@ -309,9 +324,49 @@ def _check_metadata(name: str, metadata: dict[str, Any], expect: dict[str, Any])
         raise CheckpointError(f"{name}: checkpoint metadata does not match `expect`:\n  {details}")
 
 
+def _on_process_zero(path: str | os.PathLike[str], write: Callable[[], None]) -> None:
+    """Calls ``write()`` in process 0 only; every process returns once it has finished.
+
+    With several processes the others wait for process 0 (a broadcast of its outcome, which is a
+    barrier), so any process may read the file next; if the write failed, every process raises.
+    """
+    if jax.process_count() == 1:
+        write()
+        return
+    failure = None
+    if jax.process_index() == 0:
+        try:
+            write()
+        except Exception as error:  # re-raised below, once the others know
+            failure = error
+    written = multihost_utils.broadcast_one_to_all(np.int32(failure is None))
+    if failure is not None:
+        raise failure
+    if not int(written):
+        raise OSError(
+            f"{os.fspath(path)}: process 0 failed to write the checkpoint (see its error)"
+        )
+
+
+def _whole(leaf: Any) -> Any:
+    """``leaf`` with its whole value readable here: an array split across processes is gathered.
+
+    Gathering is a collective, which every process runs for the same leaves in the same order.
+    A replicated array (the `TrainState` of data-parallel training) needs none: every process
+    holds all of it.
+    """
+    if not isinstance(leaf, jax.Array) or leaf.is_fully_addressable or leaf.is_fully_replicated:
+        return leaf
+    if _is_key(leaf):
+        data = multihost_utils.process_allgather(jax.random.key_data(leaf), tiled=True)
+        return jax.random.wrap_key_data(data, impl=jax.random.key_impl(leaf))
+    return multihost_utils.process_allgather(leaf, tiled=True)
+
+
 def _encode(path: str, leaf: Any) -> tuple[dict[str, Any], np.ndarray]:
     """Returns the manifest record (without sha256) and the array to store for one leaf."""
-    if isinstance(leaf, jax.Array) and jnp.issubdtype(leaf.dtype, jax.dtypes.prng_key):
+    leaf = _whole(leaf)
+    if _is_key(leaf):
         meta: dict[str, Any] = {"path": path, "kind": "key", "impl": str(jax.random.key_impl(leaf))}
         stored = np.asarray(jax.random.key_data(leaf))
         return meta | {"dtype": str(leaf.dtype), "shape": list(leaf.shape)}, stored
@@ -597,4 +652,14 @@ def _like_kind(value: Any, leaf: Any) -> Any:
         return value
     if isinstance(leaf, jax.Array) and not leaf.committed:
         return jax.device_put(value)
-    return jax.device_put(value, getattr(leaf, "sharding", None))
+    sharding = getattr(leaf, "sharding", None)
+    if _is_key(value) and sharding is not None and not sharding.is_fully_addressable:
+        # device_put places host data on other processes' devices, but not a key array: its data.
+        data = jax.device_put(np.asarray(jax.random.key_data(value)), sharding)
+        return jax.random.wrap_key_data(data, impl=jax.random.key_impl(value))
+    return jax.device_put(value, sharding)
+
+
+def _is_key(x: Any) -> bool:
+    """Whether ``x`` is a typed PRNG key array."""
+    return isinstance(x, jax.Array) and jnp.issubdtype(x.dtype, jax.dtypes.prng_key)

@@ -16,11 +16,12 @@ import secrets
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.experimental import multihost_utils
 
 from funcnets import checkpoint
 from funcnets.train.state import TrainState
@@ -125,6 +126,11 @@ class Checkpoint(Callback):
     any other run gets a new run id, and a warning when the directory already
     holds other runs' checkpoints, which it never rotates away. `latest`
     finds the newest file of the run written last.
+
+    In a multi-process run (`fn.parallel.initialize`) every process runs the
+    callback: process 0 alone names the run, writes and rotates the files,
+    and every process continues once each file is in place, so any of them
+    can resume from it (through a file system they share).
     """
 
     PATTERN = re.compile(r"epoch-(\d+)(?:-([0-9a-f]+))?\.ckpt$")
@@ -144,21 +150,27 @@ class Checkpoint(Callback):
 
     def on_train_begin(self, ts: TrainState) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
+        run = self._find_run(ts) if jax.process_index() == 0 else ""
+        self.run = _from_process_zero(run)
+
+    def _find_run(self, ts: TrainState) -> str:
+        """The run that ``ts`` continues (by step and key), or a new run id."""
         found = self.files(self.directory)
         step, key = int(ts.step), _key_data(ts)
         for path in found:
             meta = _metadata(path)
-            if meta.get("step") == step and meta.get("key") == key and meta.get("run"):
-                self.run = meta["run"]
-                return
-        self.run = secrets.token_hex(4)
+            run = meta.get("run")
+            if meta.get("step") == step and meta.get("key") == key and _is_run_id(run):
+                return run
+        run = secrets.token_hex(4)
         if found:
             warnings.warn(
                 f"Checkpoint: {self.directory} already holds {len(found)} checkpoint(s) of "
                 f"other runs ({found[0].name} ...); they are kept, and this run's files are "
-                f"named epoch-NNNN-{self.run}.ckpt",
-                stacklevel=2,
+                f"named epoch-NNNN-{run}.ckpt",
+                stacklevel=3,
             )
+        return run
 
     def on_epoch_end(self, epoch: int, ts: TrainState, logs: Mapping[str, float]) -> bool:
         if epoch % self.every == 0:
@@ -170,7 +182,7 @@ class Checkpoint(Callback):
                     "key": _key_data(ts)}  # fmt: skip
             checkpoint.save(self.directory / f"epoch-{epoch:04d}-{self.run}.ckpt", ts,
                             metadata=meta)  # fmt: skip
-            if self.keep is not None:
+            if self.keep is not None and jax.process_index() == 0:
                 for old in self.files(self.directory, run=self.run)[: -self.keep]:
                     old.unlink()
         return False
@@ -186,7 +198,10 @@ class Checkpoint(Callback):
             if cls.PATTERN.search(path.name):
                 epoch, owner = cls._parse(path)
                 if run is None or owner == run:
-                    found.append((path.stat().st_mtime_ns, epoch, path))
+                    try:
+                        found.append((path.stat().st_mtime_ns, epoch, path))
+                    except FileNotFoundError:  # removed meanwhile, by another process's rotation
+                        continue
         return [path for *_, path in sorted(found)]
 
     @classmethod
@@ -207,6 +222,21 @@ class Checkpoint(Callback):
         return int(match.group(1)), match.group(2)
 
 
+def _is_run_id(run: Any) -> TypeGuard[str]:
+    """Whether ``run`` (from a file's metadata) can name this run's files: 1 to 64 hex digits."""
+    return isinstance(run, str) and re.fullmatch(r"[0-9a-f]{1,64}", run) is not None
+
+
+def _from_process_zero(text: str) -> str:
+    """Process 0's ``text`` (at most 64 ASCII characters), in every process."""
+    if jax.process_count() == 1:
+        return text
+    codes = np.zeros(64, np.int32)
+    codes[: len(text)] = np.frombuffer(text.encode("ascii"), np.uint8)
+    received = np.asarray(multihost_utils.broadcast_one_to_all(codes))
+    return bytes(received[received > 0].astype(np.uint8)).decode("ascii")
+
+
 def _metadata(path: Path) -> dict:
     try:
         return checkpoint.read_metadata(path)
@@ -222,7 +252,8 @@ class CSVLogger(Callback):
     that are trained again), so every epoch appears once. A fresh run
     (``ts.epoch == 0``) refuses a file holding another run's log unless
     ``overwrite=True``. The file is rewritten atomically after each epoch;
-    new metric names become new columns.
+    new metric names become new columns. With several processes, process 0
+    writes it.
     """
 
     def __init__(self, path: str | os.PathLike[str], overwrite: bool = False) -> None:
@@ -249,6 +280,8 @@ class CSVLogger(Callback):
         row = {"epoch": str(epoch), **{k: repr(float(v)) for k, v in logs.items()}}
         self.columns += [name for name in row if name not in self.columns]
         self.rows.append(row)
+        if jax.process_index() != 0:  # every process has the same logs; process 0 writes them
+            return False
         tmp = self.path.with_name(f".{self.path.name}.tmp")
         with open(tmp, "w", newline="") as f:
             writer = csv.DictWriter(f, self.columns, restval="")
