@@ -18,7 +18,7 @@ with ``"skip"`` a bad step is dropped and the next one runs.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -30,16 +30,13 @@ from funcnets.train.step import FINITE, Step, all_finite, either
 Sums = dict[str, jax.Array]
 
 
-def shard_batch(a: jax.Array, sharding: jax.sharding.NamedSharding) -> jax.Array:
-    """``a`` laid out by ``sharding`` inside a compiled step, on meshes of either axis type.
+class Layout(NamedTuple):
+    """Where training's arrays live on a mesh (funcnets.parallel.sharding)."""
 
-    An axis of ``jax.sharding.AxisType.Explicit`` (what ``jax.make_mesh`` makes
-    by default) takes ``reshard``; an ``Auto`` one a sharding constraint.
-    """
-    explicit = jax.sharding.AxisType.Explicit
-    if any(t == explicit for t in getattr(sharding.mesh, "axis_types", ())):
-        return jax.sharding.reshard(a, sharding)
-    return lax.with_sharding_constraint(a, sharding)
+    mesh: jax.sharding.Mesh  #: the user's mesh with Auto axes, where all of the below live
+    batch: jax.sharding.NamedSharding  #: every minibatch leaf, split over "data"
+    state: TrainState  #: a NamedSharding per leaf of the TrainState
+    replicated: jax.sharding.NamedSharding  #: everything else (the epoch's sums)
 
 
 def batch_size_of(batch: Any) -> int:
@@ -55,9 +52,9 @@ class Engine:
         step: Step,
         metric_shapes: dict[str, Any],
         on_nan: str,
-        batch_sharding: jax.sharding.NamedSharding | None = None,
+        layout: Layout | None = None,
     ) -> None:
-        self.step, self.on_nan, self.batch_sharding = step, on_nan, batch_sharding
+        self.step, self.on_nan, self.layout = step, on_nan, layout
         self.names = sorted(set(metric_shapes) - {FINITE}, key=lambda n: (n != "loss", n))
         self.zero_metrics = {n: jnp.zeros((), metric_shapes[n].dtype) for n in self.names}
         self.runners: dict[Any, jax.stages.Wrapped] = {}
@@ -68,7 +65,7 @@ class Engine:
         sums["count"] = jnp.zeros((), jnp.float32)
         sums["bad_step"] = jnp.full((), -1, jnp.int32)
         sums["skipped"] = jnp.zeros((), jnp.int32)
-        return sums
+        return sums if self.layout is None else jax.device_put(sums, self.layout.replicated)
 
     def _attempt(self, ts: TrainState, batch: Any) -> tuple[TrainState, dict, jax.Array]:
         """Runs the step; returns the state to keep, its metrics and whether it was good."""
@@ -90,9 +87,8 @@ class Engine:
 
     def guarded(self, ts: TrainState, sums: Sums, batch: Any) -> tuple[TrainState, Sums]:
         """One step, guarded, with its metrics added to the epoch's sums."""
-        sharding = self.batch_sharding
-        if sharding is not None and batch_size_of(batch) % sharding.mesh.shape["data"] == 0:
-            batch = jax.tree.map(lambda a: shard_batch(a, sharding), batch)
+        if self.layout is not None:
+            batch = lax.with_sharding_constraint(batch, self.layout.batch)
         no_bad_yet = sums["bad_step"] < 0
         new_ts, values, ok = self._attempt(ts, batch)
         if self.on_nan == "raise":  # after a bad step, later steps of the call change nothing
@@ -111,6 +107,8 @@ class Engine:
         new_sums["count"] = sums["count"] + weight
         new_sums["bad_step"] = jnp.where(no_bad_yet & ~ok, ts.step, sums["bad_step"])
         new_sums["skipped"] = sums["skipped"] + (~ok).astype(jnp.int32)
+        if self.layout is not None:
+            new_ts = lax.with_sharding_constraint(new_ts, self.layout.state)
         return new_ts, new_sums
 
     def runner(self, steps: int, batch_size: int) -> jax.stages.Wrapped:

@@ -14,8 +14,10 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax import lax
 
 from funcnets.layers.base import Layer
+from funcnets.parallel.sharding import batch_sharding, replicated, shard_batch
 from funcnets.train.inputs import check_examples, check_int, check_pair
 from funcnets.train.metrics import (
     DEFAULT_METRICS,
@@ -35,8 +37,14 @@ def _predictor(apply: Callable) -> Callable:
 
 
 @functools.lru_cache(maxsize=128)
-def _accumulator(apply: Callable, metrics: tuple[tuple[str, Metric], ...]) -> Callable:
+def _accumulator(
+    apply: Callable,
+    metrics: tuple[tuple[str, Metric], ...],
+    sharding: jax.sharding.NamedSharding | None = None,
+) -> Callable:
     def accumulate(params, state, sums, x, y):
+        if sharding is not None:  # split the batch over "data", as in training
+            x, y = lax.with_sharding_constraint((x, y), sharding)
         outputs, _ = apply(params, state, x, train=False)
         weight = jnp.float32(jax.tree.leaves(x)[0].shape[0])
         return {name: sums[name] + weight * metric(outputs, y) for name, metric in metrics}
@@ -71,18 +79,33 @@ def choose_metrics(
 
 
 class Evaluator:
-    """Batched, compiled evaluation (``train=False``) of fixed metrics over a dataset."""
+    """Batched, compiled evaluation (``train=False``) of fixed metrics over a dataset.
 
-    def __init__(self, net: Layer, metrics: dict[str, Metric], batch_size: int) -> None:
-        self.accumulate = _accumulator(net.apply, tuple(metrics.items()))
-        self.names, self.batch_size = list(metrics), batch_size
+    With a ``mesh`` (one with an axis ``"data"``), each batch is split over
+    ``"data"`` as in training (funcnets.parallel.sharding), whatever its size.
+    """
+
+    def __init__(
+        self,
+        net: Layer,
+        metrics: dict[str, Metric],
+        batch_size: int,
+        mesh: jax.sharding.Mesh | None = None,
+    ) -> None:
+        sharding = None if mesh is None else batch_sharding(mesh)
+        self.accumulate = _accumulator(net.apply, tuple(metrics.items()), sharding)
+        self.names, self.batch_size, self.mesh = list(metrics), batch_size, mesh
 
     def __call__(self, ts: TrainState, data: tuple[Any, Any]) -> dict[str, float]:
         x, y = data
         n = len(y)
         sums = {name: jnp.zeros((), jnp.float32) for name in self.names}
-        for xb, yb in _batches((x, y), n, self.batch_size):
-            sums = self.accumulate(ts.params, ts.state, sums, xb, yb)
+        if self.mesh is not None:  # committed inputs (as the sums come back): one program
+            sums = jax.device_put(sums, replicated(self.mesh))
+        for batch in _batches((x, y), n, self.batch_size):
+            if self.mesh is not None:
+                batch = shard_batch(batch, self.mesh)
+            sums = self.accumulate(ts.params, ts.state, sums, *batch)
         totals = jax.device_get(sums)
         return {name: float(totals[name]) / n for name in self.names}
 

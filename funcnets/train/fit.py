@@ -80,6 +80,7 @@ def fit(
     progress: bool = True,
     ts: TrainState | None = None,
     mesh: jax.sharding.Mesh | None = None,
+    fsdp: bool = False,
     penalty: Callable[[Any], jax.Array] | None = None,
     on_nan: str = "raise",
     augment: Callable[[jax.Array, jax.Array], jax.Array] | None = None,
@@ -122,7 +123,12 @@ def fit(
         progress: a tqdm bar per epoch.
         ts: a `TrainState` to continue from (copied, never consumed); it must
             have been made by this net and optimizer.
-        mesh: a `jax.sharding.Mesh` with an axis ``"data"``.
+        mesh: a `jax.sharding.Mesh` with an axis ``"data"``: data-parallel
+            training, each minibatch (and validation batch) split over it,
+            whatever its size; the result equals one device up to float
+            rounding (see `run`).
+        fsdp: with ``mesh``, also split the parameters and optimizer state
+            over ``"data"`` (FSDP; see `run`).
         penalty: a regularizer added to the loss, e.g.
             ``lambda p: 1e-4 * fn.losses.l2_penalty(p)``.
         on_nan: ``"raise"`` or ``"skip"`` (see `run`).
@@ -182,7 +188,7 @@ def fit(
             output_shape(net, ts, val_x)
         except ValueError as error:
             raise ValueError(f"val_data does not fit the net: {error}") from None
-        evaluator = Evaluator(net, named, batch_size or len(val_y))
+        evaluator = Evaluator(net, named, batch_size or len(val_y), mesh)
 
         def validate(ts: TrainState) -> dict[str, float]:
             return {f"val_{k}": v for k, v in evaluator(ts, (val_x, val_y)).items()}
@@ -190,6 +196,6 @@ def fit(
     step = make_step(net, loss_fn, optimizer, penalty=penalty, metrics=named, augment=augment)
     return run(
         step, ts, train_data, epochs=epochs, batch_size=batch_size, callbacks=callbacks,
-        progress=progress, on_nan=on_nan, mesh=mesh, strategy=strategy,
+        progress=progress, on_nan=on_nan, mesh=mesh, fsdp=fsdp, strategy=strategy,
         chunk_steps=chunk_steps, validate=validate,
     )  # fmt: skip

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
 import time
@@ -13,8 +14,17 @@ import jax.numpy as jnp
 from tqdm.auto import tqdm
 
 from funcnets import optim
+from funcnets.parallel.sharding import (
+    auto_mesh,
+    batch_sharding,
+    check_mesh,
+    put,
+    replicated,
+    shard_batch,
+    state_shardings,
+)
 from funcnets.train.callbacks import Callback
-from funcnets.train.engine import Engine, batch_size_of
+from funcnets.train.engine import Engine, Layout, batch_size_of
 from funcnets.train.history import History
 from funcnets.train.inputs import (
     batch_source,
@@ -117,6 +127,7 @@ def run(
     progress: bool = True,
     on_nan: str = "raise",
     mesh: jax.sharding.Mesh | None = None,
+    fsdp: bool = False,
     strategy: str = "auto",
     chunk_steps: int = 64,
     validate: Callable[[TrainState], dict[str, float]] | None = None,
@@ -150,8 +161,22 @@ def run(
             (callbacks do not see the failed epoch, so no checkpoint is
             written from it); ``"skip"``: drop such steps and log
             ``skipped_steps``.
-        mesh: a `jax.sharding.Mesh` with an axis ``"data"``: each minibatch is
-            sharded over it, the state replicated.
+        mesh: a `jax.sharding.Mesh` with an axis ``"data"`` (from
+            ``jax.make_mesh``, ``jax.sharding.Mesh`` or
+            `fn.parallel.data_mesh`): data-parallel training. Each minibatch,
+            of any size, is split over ``"data"`` (a last one that the
+            devices do not divide included: XLA pads it and masks the
+            padding out of every reduction), array data and given batches
+            alike; the state is replicated. Reductions over the batch (the
+            loss, gradients, metrics, BatchNorm's statistics) are global, so
+            the result equals one device up to float rounding. The steps run
+            under ``jax.set_mesh`` of the mesh's Auto-axes view, and the
+            returned state lives there (funcnets.parallel.sharding).
+        fsdp: with ``mesh``, also split the parameters and the optimizer
+            state over ``"data"`` (`fn.parallel.fsdp_shardings`: each large
+            leaf along one axis) and keep them so across steps; XLA gathers
+            each parameter where it is used. Same results, less memory per
+            device.
         strategy: ``"auto"``, ``"epoch"``, ``"chunks"`` or ``"loop"``
             (funcnets.train.strategy); all give bit-identical results.
         chunk_steps: minibatches per compiled call for ``"chunks"``.
@@ -183,25 +208,63 @@ def run(
     check_int(chunk_steps, "chunk_steps", 1)
     check_int(batch_size, "batch_size", 1, allow_none=True)
     ts = _check_state(ts)
-    if mesh is not None and "data" not in mesh.axis_names:
-        raise ValueError(f"mesh needs an axis named 'data', got {mesh.axis_names}")
-    batch_sharding = replicated = None
-    if mesh is not None:
-        batch_sharding = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("data"))
-        replicated = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
+    layout = _layout(ts, mesh, fsdp)
+    ts = _copy(ts) if layout is None else put(_copy(ts), layout.state)
+    with contextlib.nullcontext() if layout is None else jax.set_mesh(layout.mesh):
+        return _train(
+            step, ts, train_data, layout, epochs=epochs, batch_size=batch_size,
+            callbacks=callbacks, progress=progress, on_nan=on_nan, strategy=strategy,
+            chunk_steps=chunk_steps, validate=validate,
+        )  # fmt: skip
+
+
+def _layout(ts: TrainState, mesh: jax.sharding.Mesh | None, fsdp: bool) -> Layout | None:
+    """Where training's arrays go on ``mesh`` (None without one); checks both arguments."""
+    if not isinstance(fsdp, bool):
+        raise ValueError(f"fsdp must be True or False, got {fsdp!r}")
+    if mesh is None:
+        if fsdp:
+            raise ValueError("fsdp=True shards over a mesh: pass mesh= too")
+        return None
+    check_mesh(mesh)
+    return Layout(
+        auto_mesh(mesh), batch_sharding(mesh), state_shardings(ts, mesh, fsdp=fsdp),
+        replicated(mesh),
+    )  # fmt: skip
+
+
+def _train(
+    step: Step,
+    ts: TrainState,
+    train_data: Any,
+    layout: Layout | None,
+    *,
+    epochs: int,
+    batch_size: int | None,
+    callbacks: Sequence[Callback],
+    progress: bool,
+    on_nan: str,
+    strategy: str,
+    chunk_steps: int,
+    validate: Callable[[TrainState], dict[str, float]] | None,
+) -> tuple[TrainState, History]:
+    """`run`'s epochs, with ``ts`` already placed by ``layout``."""
 
     def place(tree: Any) -> Any:
-        if replicated is None:
+        """Arrays on the device; on every device of the mesh, with one."""
+        if layout is None:
             return jax.tree.map(jnp.asarray, tree)
-        return jax.device_put(tree, replicated)
+        return put(tree, layout.replicated)
 
-    ts = place(_copy(ts))
+    def place_batch(batch: Any) -> Any:
+        return place(batch) if layout is None else shard_batch(batch, layout.mesh)
+
     if is_array_tree(train_data):
         n = check_examples(train_data, "train_data")
         data = place(train_data)
         size = n if batch_size is None else min(batch_size, n)
         engine = Engine(step, _trace_step(step, ts, jax.tree.map(lambda a: a[:size], data)),
-                        on_nan, batch_sharding)  # fmt: skip
+                        on_nan, layout)  # fmt: skip
         merge_last = n % size == 1 and n > 1 and not _takes_one_example(step, ts, data)
         if n == 1 and not _takes_one_example(step, ts, data):
             raise ValueError("train_data has one example, and the step cannot train on one")
@@ -224,8 +287,6 @@ def run(
 
         total = n
     else:
-        if mesh is not None:
-            raise ValueError("run(mesh=...) needs train_data as arrays, not batches")
         batches = batch_source(train_data)
         engine = None
 
@@ -234,9 +295,9 @@ def run(
             sums, seen = None, 0
             for batch in batches():
                 check_examples(batch, f"batch {seen} of epoch {epoch}")
-                batch = place(batch)
+                batch = place_batch(batch)
                 if engine is None:
-                    engine = Engine(step, _trace_step(step, ts, batch), on_nan)
+                    engine = Engine(step, _trace_step(step, ts, batch), on_nan, layout)
                 sums = engine.empty_sums() if sums is None else sums
                 ts, sums = engine.batch_runner()(ts, sums, batch)
                 bar.update(batch_size_of(batch))

@@ -72,7 +72,7 @@ WORKER = textwrap.dedent(
     x = np.random.default_rng(1).normal(size=(128, 2)).astype(np.float32)  # the same data
     y = (x[:, 0] * x[:, 1] > 0).astype(np.int32)  # in every process: XOR of the signs
     net, opt = fn.models.mlp([8, 2]), fn.optim.adam(1e-2)
-    start = replicate(fn.train.init(net, opt, jax.random.key(0), (32, 2)))
+    start = fn.train.init(net, opt, jax.random.key(0), (32, 2))  # local: fit places it
 
     def fit(ts, callbacks):
         return fn.train.fit(net, fn.losses.sparse_cross_entropy, opt, (x, y), epochs=1,
@@ -83,7 +83,7 @@ WORKER = textwrap.dedent(
     first = fn.train.Checkpoint(directory, keep=None)
     fit(start, [first])
     saved = fn.train.Checkpoint.latest(directory)  # in place in every process after fit
-    resumed = fn.checkpoint.load(saved, like=start)
+    resumed = fn.checkpoint.load(saved, like=replicate(start))  # straight onto all 4
     assert int(resumed.epoch) == 1 and resumed.key.sharding == everywhere
     second = fn.train.Checkpoint(directory, keep=None)
     final = fit(resumed, [second])
