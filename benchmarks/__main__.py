@@ -1,7 +1,8 @@
 """``python -m benchmarks``: every framework on every workload, one process each, one report.
 
-    python -m benchmarks [--quick] [--device cpu|gpu] [--workloads mlp,lenet5,lstm]
-                         [--frameworks baseline,funcnets,torch,flax,equinox] [--out PATH]
+    python -m benchmarks [--quick] [--device cpu|gpu] [--workloads mlp,vgg,...]
+                         [--precision float32,bf16] [--frameworks baseline,funcnets,torch,...]
+                         [--torch-passive] [--torch-threads N] [--out PATH]
 
 Writes the markdown report to ``--out`` (default benchmarks/results/latest.md)
 and the raw numbers next to it as JSON. See benchmarks/README.md.
@@ -10,6 +11,7 @@ and the raw numbers next to it as JSON. See benchmarks/README.md.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime
 import json
 import os
@@ -21,7 +23,16 @@ import time
 from pathlib import Path
 
 from benchmarks import measure, report, runner
-from benchmarks.config import FRAMEWORKS, QUICK_FRAMEWORKS, WORKLOADS, Settings
+from benchmarks.config import (
+    FRAMEWORKS,
+    PRECISIONS,
+    QUICK_FRAMEWORKS,
+    QUICK_WORKLOADS,
+    WORKLOADS,
+    Settings,
+    case,
+    split_case,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_OUT = ROOT / "benchmarks" / "results" / "latest.md"
@@ -41,13 +52,19 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m benchmarks", description=__doc__.splitlines()[0].strip("`: ")
     )
-    p.add_argument("--quick", action="store_true", help="the whole run in under 2 minutes")
+    p.add_argument("--quick", action="store_true", help="few repetitions, short epochs")
     p.add_argument("--device", choices=("cpu", "gpu"), default="cpu")
     p.add_argument(
         "--workloads",
         type=lambda s: _names(s, WORKLOADS, "workloads"),
-        default=list(WORKLOADS),
-        help=f"comma-separated, from {','.join(WORKLOADS)}",
+        help=f"comma-separated, from {','.join(WORKLOADS)} (default: all; with --quick on "
+        f"CPU, {','.join(QUICK_WORKLOADS)})",
+    )
+    p.add_argument(
+        "--precision",
+        type=lambda s: _names(s, PRECISIONS, "precisions"),
+        help="comma-separated compute precisions, from float32,bf16 (default: float32 on "
+        "CPU, float32,bf16 on GPU)",
     )
     p.add_argument(
         "--frameworks",
@@ -66,7 +83,16 @@ def parser() -> argparse.ArgumentParser:
         help="run every framework's process this many times, interleaved, and take medians "
         "(steadier numbers on a shared machine; default 1)",
     )
-    p.add_argument("--torch-threads", type=int, help="torch.set_num_threads (default: per core)")
+    p.add_argument(
+        "--torch-passive",
+        action="store_true",
+        help="also run torch with OMP_WAIT_POLICY=PASSIVE, as separately labelled rows",
+    )
+    p.add_argument(
+        "--torch-threads",
+        type=int,
+        help="also run torch with torch.set_num_threads(N), as separately labelled rows",
+    )
     # Internal: one framework on one workload, in a process of its own.
     p.add_argument("--worker", help=argparse.SUPPRESS)
     p.add_argument("--settings", help=argparse.SUPPRESS)
@@ -75,25 +101,49 @@ def parser() -> argparse.ArgumentParser:
 
 
 def worker(spec: str, settings: Settings, result: Path) -> None:
-    framework, workload = spec.split(":")
-    result.write_text(json.dumps(runner.run(framework, workload, settings)))
+    framework, workload, precision = spec.split(":")
+    result.write_text(json.dumps(runner.run(framework, workload, settings, precision)))
 
 
-def spawn(framework: str, workload: str, settings: Settings) -> dict:
-    """Runs `worker` in a fresh process (its own memory and thread pools); returns its result."""
-    env = dict(os.environ, JAX_PLATFORMS="cpu" if settings.device == "cpu" else "cuda")
-    # Idle OpenMP threads (PyTorch's CPU pool) sleep instead of spinning: on a machine
-    # shared with other work, spinning made a torch MLP step 10x slower. Export
-    # OMP_WAIT_POLICY=ACTIVE to measure with OpenMP's default instead.
-    env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+def spawn(
+    framework: str,
+    workload: str,
+    precision: str,
+    settings: Settings,
+    env: dict[str, str] | None = None,
+) -> dict:
+    """Runs `worker` in a fresh process (its own memory and thread pools); returns its result.
+
+    The process gets this one's environment (PyTorch's threads and OpenMP policy as the
+    user has them), ``JAX_PLATFORMS`` for ``settings.device``, and ``env`` on top.
+    """
+    platforms = "cpu" if settings.device == "cpu" else "cuda"
+    environment = {**os.environ, "JAX_PLATFORMS": platforms, **(env or {})}
     with tempfile.TemporaryDirectory() as tmp:
         result = Path(tmp) / "result.json"
-        command = [sys.executable, "-m", "benchmarks", "--worker", f"{framework}:{workload}"]
-        command += ["--settings", json.dumps(settings.to_dict()), "--result", str(result)]
-        done = subprocess.run(command, cwd=ROOT, env=env, check=False)
+        command = [sys.executable, "-m", "benchmarks", "--worker"]
+        command += [f"{framework}:{workload}:{precision}", "--settings"]
+        command += [json.dumps(settings.to_dict()), "--result", str(result)]
+        done = subprocess.run(command, cwd=ROOT, env=environment, check=False)
         if done.returncode != 0 or not result.exists():
             return {"error": f"worker exited with status {done.returncode}"}
         return json.loads(result.read_text())
+
+
+def torch_variants(args: argparse.Namespace, settings: Settings) -> dict[str, tuple]:
+    """The torch processes of each case: ``key: (label, settings, extra environment)``.
+
+    ``torch`` is PyTorch as shipped (threads and OpenMP as the environment has them);
+    the others are the non-default settings asked for, reported as rows of their own.
+    """
+    variants = {"torch": ("", settings, {})}
+    if args.torch_passive:
+        variants["torch_passive"] = ("OMP_WAIT_POLICY=PASSIVE", settings,
+                                     {"OMP_WAIT_POLICY": "PASSIVE"})  # fmt: skip
+    if args.torch_threads is not None:
+        threaded = dataclasses.replace(settings, torch_threads=args.torch_threads)
+        variants["torch_threads"] = (f"torch.set_num_threads({args.torch_threads})", threaded, {})
+    return variants
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -107,45 +157,65 @@ def main(argv: list[str] | None = None) -> int:
         reps=args.reps,
         epoch_samples=args.epoch_samples,
         epoch_reps=args.epoch_reps,
-        torch_threads=args.torch_threads,
         rounds=args.rounds,
     )
     start, load = time.perf_counter(), measure.load_average()
     if args.frameworks is None:
         args.frameworks = list(QUICK_FRAMEWORKS if args.quick else FRAMEWORKS)
+    if args.workloads is None:
+        args.workloads = list(QUICK_WORKLOADS if args.quick and args.device == "cpu" else WORKLOADS)
+    if args.precision is None:
+        args.precision = ["float32"] if args.device == "cpu" else list(PRECISIONS)
     skipped = {}
     for framework in args.frameworks:
         if (reason := runner.skip_reason(framework)) is not None:
             skipped[framework] = reason
             print(f"{framework}: skipped: {reason}", flush=True)
-    frameworks = [f for f in args.frameworks if f not in skipped]
-    results: dict[str, dict] = {framework: {} for framework in frameworks}
-    for workload in args.workloads:
-        rounds: dict[str, list[dict]] = {framework: [] for framework in frameworks}
+    variants = torch_variants(args, settings)
+    processes = []  # (results key, framework, settings, environment)
+    for framework in args.frameworks:
+        if framework == "torch":
+            processes += [(key, "torch", s, env) for key, (_, s, env) in variants.items()]
+        else:
+            processes.append((framework, framework, settings, {}))
+    results: dict[str, dict] = {key: {} for key, *_ in processes}
+    skipped_cases: dict[str, dict[str, str]] = {}
+    cases = [case(w, p) for p in args.precision for w in args.workloads]
+    for key_of_case in cases:
+        workload, precision = split_case(key_of_case)
+        rounds: dict[str, list[dict]] = {key: [] for key, *_ in processes}
         for round_ in range(settings.rounds):
-            for framework in frameworks:
+            for key, framework, process_settings, env in processes:
                 if framework in skipped:
                     continue
-                print(f"{framework} / {WORKLOADS[workload]} ({round_ + 1}) ...", flush=True)
-                result = spawn(framework, workload, settings)
+                reason = runner.case_skip_reason(framework, workload, precision)
+                if reason is not None:
+                    skipped_cases.setdefault(key, {})[key_of_case] = reason
+                    continue
+                print(f"{key} / {key_of_case} ({round_ + 1}) ...", flush=True)
+                result = spawn(framework, workload, precision, process_settings, env)
                 if "skipped" in result:
                     skipped[framework] = result["skipped"]
                     print(f"{framework}: skipped: {result['skipped']}", flush=True)
                 else:
-                    rounds[framework].append(result)
-        for framework, measured in rounds.items():
-            if measured and framework not in skipped:
-                results[framework][workload] = measure.merge_rounds(measured)
+                    rounds[key].append(result)
+        for key, measured in rounds.items():
+            if measured:
+                results[key][key_of_case] = measure.merge_rounds(measured)
     run = {
         "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
         "host": f"{platform.machine()}, {os.cpu_count()} CPU cores visible",
         "load_average": load,
-        "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "PASSIVE"),
+        "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
         "wall_s": time.perf_counter() - start,
         "settings": settings.to_dict(),
         "workloads": args.workloads,
+        "precisions": args.precision,
+        "cases": cases,
+        "torch_variants": {key: label for key, (label, *_) in variants.items() if label},
         "skipped": skipped,
-        "results": {framework: r for framework, r in results.items() if r},
+        "skipped_cases": skipped_cases,
+        "results": {key: r for key, r in results.items() if r},
     }
     text = report.markdown(run)
     print("\n" + text)

@@ -1,4 +1,4 @@
-"""What a run measures: the workloads, the frameworks, and how many repetitions."""
+"""What a run measures: the workloads, the frameworks, the precisions, and how many repetitions."""
 
 from __future__ import annotations
 
@@ -12,12 +12,42 @@ SEED = 0
 WORKLOADS = {
     "mlp": "MLP 784-512-512-10",
     "lenet5": "LeNet-5",
+    "lenet5_relu": "LeNet-5, ReLU + max-pool",
+    "vgg": "VGG-style CNN",
+    "resnet20": "ResNet-20",
     "lstm": "LSTM 28x28, h128",
+    "gru": "GRU 28x28, h128",
 }
+# --quick on CPU runs these unless --workloads says otherwise (the convolutional VGG and
+# ResNet-20 steps take 0.1-1 s each on 2 CPU cores); a full run, or --quick on a GPU, runs all.
+QUICK_WORKLOADS = ("mlp", "lenet5", "lstm")
+# Flax NNX and Equinox mirrors exist for these only (benchmarks/jax_frameworks.py).
+JAX_FRAMEWORK_WORKLOADS = ("mlp", "lenet5", "lstm")
 # "baseline" is the hand-written jax + optax step (benchmarks/baseline.py).
 FRAMEWORKS = ("baseline", "funcnets", "torch", "flax", "equinox")
 # --quick keeps to these unless --frameworks names others: all five took 2m03s on 2 cores.
 QUICK_FRAMEWORKS = ("baseline", "funcnets", "torch")
+# Compute precisions: float32 throughout, or bfloat16 arithmetic around float32 master
+# parameters (funcnets: fn.precision.with_policy(net, "bf16"); the baseline casts params and
+# inputs inside its loss; torch: torch.autocast). Flax and Equinox run float32 only.
+PRECISIONS = ("float32", "bf16")
+
+
+def case(workload: str, precision: str) -> str:
+    """The key of one column of the report: ``"mlp"`` (float32) or ``"mlp/bf16"``."""
+    return workload if precision == "float32" else f"{workload}/{precision}"
+
+
+def split_case(key: str) -> tuple[str, str]:
+    """``(workload, precision)`` of a `case` key."""
+    workload, _, precision = key.partition("/")
+    return workload, precision or "float32"
+
+
+def case_label(key: str) -> str:
+    """The column heading of a case: the workload's name, and the precision unless float32."""
+    workload, precision = split_case(key)
+    return WORKLOADS[workload] + ("" if precision == "float32" else f" ({precision})")
 
 
 @dataclass(frozen=True)
@@ -42,10 +72,11 @@ class Settings:
     donated: bool = True  # also time the steps jitted with donate_argnums
     rounds: int = 1  # processes per framework and workload, interleaved; medians across them
     torch_threads: int | None = None  # None: PyTorch's default (one per core)
+    peak_size: int | None = None  # the square matmul of the peak rate; None: 1024 CPU, 4096 GPU
 
     @classmethod
     def for_run(cls, quick: bool, device: str = "cpu", **overrides: int | None) -> Settings:
-        """The full settings, or the ``--quick`` ones (the whole run in under 2 minutes)."""
+        """The full settings, or the ``--quick`` ones (a few minutes in all)."""
         base = cls(
             quick=quick,
             device=device,
@@ -57,6 +88,11 @@ class Settings:
         )
         given = {name: value for name, value in overrides.items() if value is not None}
         return dataclasses.replace(base, **given)
+
+    @property
+    def matmul_size(self) -> int:
+        """The side of the square matmul whose best rate is the measured peak."""
+        return self.peak_size or (4096 if self.device == "gpu" else 1024)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

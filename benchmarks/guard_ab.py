@@ -33,13 +33,13 @@ def main(workload: str, reps: int) -> dict[str, float]:
     }
     carries = {name: jax.tree.map(jnp.copy, ts) for name in steps}
     base_step, tx = baseline.make_step(workload, donate=True)
-    params = baseline.from_funcnets(workload, jax.tree.map(jnp.copy, ts.params))
-    base = [params, tx.init(params)]
+    params, state = baseline.from_funcnets(workload, *jax.tree.map(jnp.copy, (ts.params, ts.state)))
+    base = [params, state, tx.init(params)]
 
     def run(name: str, n: int) -> None:
         if name == "baseline":
             for _ in range(n):
-                base[:] = base_step(*base, *batch)[:2]
+                base[:] = base_step(*base, *batch)[:3]
             jax.block_until_ready(base)
         else:
             for _ in range(n):

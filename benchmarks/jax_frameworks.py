@@ -1,7 +1,9 @@
 """The workloads in Flax NNX and in Equinox, written as each library's users write them.
 
 Imported only when the library is installed; neither is a funcnets
-dependency. Each model mirrors `benchmarks.workloads.network` layer for layer
+dependency. Written for the MLP, LeNet-5 and LSTM workloads, in float32
+(`config.JAX_FRAMEWORK_WORKLOADS`); the harness skips the other workloads and
+bf16 for them. Each model mirrors `benchmarks.workloads.network` layer for layer
 (NHWC images; Equinox's layers take one CHW example and are `jax.vmap`-ed over
 the batch, its LSTM cell `lax.scan`-ned over the rows). Initial values are each
 library's own: the time of a step does not depend on them. Steps follow each

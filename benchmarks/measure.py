@@ -115,6 +115,34 @@ def warm_up_epoch(call, carry, batches: Sequence[Any], sync) -> Any:
     return sync(carry)
 
 
+def peak_rate(
+    call: Callable[[], Any],
+    sync: Callable[[Any], Any],
+    flops: float,
+    reps: int = 5,
+    rep_seconds: float = 0.05,
+) -> float:
+    """The best rate, in FLOP/s, of ``call()`` (``flops`` operations, e.g. a square matmul).
+
+    Two warm-up calls (the first compiles), one timed to size the repetitions,
+    then ``reps`` repetitions of as many back-to-back calls as fill about
+    ``rep_seconds``, each ended by ``sync``: the fastest repetition's rate.
+    """
+    for _ in range(2):
+        sync(call())
+    start = time.perf_counter()
+    sync(call())
+    calls = max(1, round(rep_seconds / max(time.perf_counter() - start, 1e-6)))
+    best = float("inf")
+    for _ in range(reps):
+        start = time.perf_counter()
+        for _ in range(calls):
+            out = call()
+        sync(out)
+        best = min(best, (time.perf_counter() - start) / calls)
+    return flops / best
+
+
 def peak_rss_mb() -> float:
     """This process's peak resident memory so far (``ru_maxrss``), in MiB."""
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -132,7 +160,8 @@ def load_average() -> list[float] | None:
 def merge_rounds(rounds: Sequence[dict]) -> dict:
     """One result from several processes' results: medians of the numbers, all repetitions.
 
-    A process that failed is left out; peak memory is the largest seen.
+    A process that failed is left out; peak memory and the peak matmul rate are the
+    largest seen.
     """
     done = [result for result in rounds if "error" not in result]
     if not done:
@@ -150,4 +179,6 @@ def merge_rounds(rounds: Sequence[dict]) -> dict:
         }
     for key in ("peak_rss_mb_steps", "peak_rss_mb"):
         merged[key] = max(result[key] for result in done)
+    if peaks := [result["peak_matmul"] for result in done if "peak_matmul" in result]:
+        merged["peak_matmul"] = max(peaks, key=lambda peak: peak["flops_per_s"])
     return merged

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from benchmarks.config import WORKLOADS
+from benchmarks.config import case_label
 
-# (label, framework, row): the rows of each table, in order.
+# (label, framework, row): the rows of each table, in order. Rows of torch are repeated
+# for each non-default torch setting asked for (`run["torch_variants"]`), labelled with it.
 STEP_ROWS = [
     ("baseline: jax + optax, jit", "baseline", "baseline"),
     ("baseline, donated", "baseline", "baseline_donated"),
     ("funcnets: `make_step`, jit", "funcnets", "funcnets"),
     ("funcnets: `make_step`, jit, donated", "funcnets", "funcnets_donated"),
-    ("torch eager, Adam for-loop (CPU default)", "torch", "torch"),
+    ("torch eager, default Adam (for-loop on CPU, foreach on CUDA)", "torch", "torch"),
     ("torch eager, Adam `foreach=True`", "torch", "torch_foreach"),
     ("torch eager, Adam `fused=True`", "torch", "torch_fused"),
     ("Flax NNX: `nnx.jit`, `nnx.Optimizer`", "flax", "flax_nnx"),
@@ -51,26 +52,47 @@ NAMES = {
 }
 
 
-def _row(results: dict, framework: str, workload: str, row: str) -> dict | None:
-    return results.get(framework, {}).get(workload, {}).get("rows", {}).get(row)
+def _row(results: dict, framework: str, case: str, row: str) -> dict | None:
+    return results.get(framework, {}).get(case, {}).get("rows", {}).get(row)
 
 
-def _ratio_table(results, workloads, rows, key, reference, unit, scale) -> list[str]:
-    lines = [
-        "| | " + " | ".join(WORKLOADS[w] for w in workloads) + " |",
-        "|---" * (len(workloads) + 1) + "|",
+def _with_variants(rows: list[tuple], variants: dict[str, str]) -> list[tuple]:
+    """``rows`` and, after them, each torch row again for each torch variant, labelled."""
+    extra = [
+        (f"{label}, {setting}", variant, row)
+        for variant, setting in variants.items()
+        for label, framework, row in rows
+        if framework == "torch"
     ]
+    return rows + extra
+
+
+def _name(framework: str, variants: dict[str, str]) -> str:
+    if framework in variants:
+        return f"torch, {variants[framework]}"
+    return NAMES.get(framework, framework)
+
+
+def _header(cases: list[str]) -> list[str]:
+    return [
+        "| | " + " | ".join(case_label(c) for c in cases) + " |",
+        "|---" * (len(cases) + 1) + "|",
+    ]
+
+
+def _ratio_table(results, cases, rows, key, reference, unit) -> list[str]:
+    lines = _header(cases)
     for label, framework, row in rows:
         cells = []
-        for workload in workloads:
-            value = _row(results, framework, workload, row)
-            ref = _row(results, reference[0], workload, reference[1])
+        for c in cases:
+            value = _row(results, framework, c, row)
+            ref = _row(results, reference[0], c, reference[1])
             if value is None:
                 cells.append("—")
             elif ref is None:
-                cells.append(f"{scale * value[key]:.3g} {unit}")
+                cells.append(f"{value[key]:.3g} {unit}")
             elif (framework, row) == reference:
-                cells.append(f"**1.00** ({scale * value[key]:.3g} {unit})")
+                cells.append(f"**1.00** ({value[key]:.3g} {unit})")
             else:
                 cells.append(f"{value[key] / ref[key]:.2f}")
         if any(cell != "—" for cell in cells):
@@ -78,14 +100,71 @@ def _ratio_table(results, workloads, rows, key, reference, unit, scale) -> list[
     return lines
 
 
+def step_flops(results: dict, case: str) -> float | None:
+    """The FLOPs of one training step of ``case``: XLA's count of the baseline's step."""
+    for framework in ("baseline", "funcnets"):
+        if (flops := results.get(framework, {}).get(case, {}).get("step_flops")) is not None:
+            return flops
+    return None
+
+
+def _throughput_table(results, cases, rows, settings) -> list[str]:
+    """Samples/s of each step and epoch row, and the step's FLOP rate as a share of the peak."""
+    lines = _header(cases)
+    for label, framework, row in rows:
+        cells = []
+        for c in cases:
+            value = _row(results, framework, c, row)
+            if value is None:
+                cells.append("—")
+                continue
+            if "step_ms" in value:
+                samples_per_s = settings["batch"] / (value["step_ms"] / 1e3)
+            else:
+                samples_per_s = settings["epoch_samples"] / value["epoch_s"]
+            cell = f"{samples_per_s:,.0f}"
+            flops = step_flops(results, c)
+            peak = results[framework][c].get("peak_matmul", {}).get("flops_per_s")
+            if flops and peak:
+                cell += f" ({100 * flops / settings['batch'] * samples_per_s / peak:.1f}%)"
+            cells.append(cell)
+        if any(cell != "—" for cell in cells):
+            lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def _versions_line(run: dict, versions: dict) -> str:
+    torch_versions = next(
+        (r["versions"] for r in run["results"].get("torch", {}).values() if "versions" in r), None
+    )
+    policy = run.get("omp_wait_policy") or "unset (OpenMP's default)"
+    torch = (
+        f", torch {torch_versions['torch']} as shipped ({torch_versions['threads']} threads, "
+        f"its default; OMP_WAIT_POLICY {policy})"
+        if torch_versions
+        else ""
+    )
+    others = "".join(
+        f", {NAMES[name]} {versions[name]}" for name in ("flax", "equinox") if name in versions
+    )
+    return (
+        f"- jax {versions.get('jax', '?')}, optax {versions.get('optax', '?')}, "
+        f"funcnets {versions.get('funcnets', '?')}{torch}{others}, "
+        f"Python {versions.get('python', '?')}."
+    )
+
+
 def markdown(run: dict) -> str:
-    """The report of a run's JSON (see `__main__`): header, four tables, what was skipped."""
+    """The report of a run's JSON (see `__main__`): header, tables, what was skipped."""
     settings, results = run["settings"], run["results"]
-    workloads = run["workloads"]
+    cases = run.get("cases", run["workloads"])
+    variants = run.get("torch_variants", {})
+    precisions = run.get("precisions", ["float32"])
     versions = {}
-    for framework in results.values():
-        for result in framework.values():
-            versions.update(result.get("versions", {}))
+    for framework, per_case in results.items():
+        if framework not in variants:
+            for result in per_case.values():
+                versions.update(result.get("versions", {}))
     kind = "Quick run (`--quick`)" if settings["quick"] else "Full run"
     lines = [
         f"# Benchmark: funcnets vs hand-written jax + optax — {kind.lower()}",
@@ -99,21 +178,17 @@ def markdown(run: dict) -> str:
         ),
         f"- Host: {run['host']}; backend {versions.get('backend', '?')} "
         f"({versions.get('device', '?')}); load average before the run {run['load_average']}.",
-        f"- jax {versions.get('jax', '?')}, optax {versions.get('optax', '?')}, "
-        f"funcnets {versions.get('funcnets', '?')}"
+        _versions_line(run, versions),
+        f"- {', '.join(precisions)}, batch {settings['batch']}, softmax cross-entropy, Adam "
+        "1e-3, synthetic data made outside the timed regions. Each framework and workload ran "
+        "in its own process."
         + (
-            f", torch {versions['torch']} ({versions['threads']} threads, "
-            f"OMP_WAIT_POLICY={run.get('omp_wait_policy', 'unset')})"
-            if "torch" in versions
+            " bf16: bfloat16 arithmetic around float32 params and Adam state (funcnets "
+            '`fn.precision.with_policy(net, "bf16")`; the baseline casts params and inputs '
+            "inside its loss; torch `torch.autocast`); its ratios are to the baseline in bf16."
+            if "bf16" in precisions
             else ""
-        )
-        + "".join(
-            f", {NAMES[name]} {versions[name]}" for name in ("flax", "equinox") if name in versions
-        )
-        + f", Python {versions.get('python', '?')}.",
-        f"- float32, batch {settings['batch']}, softmax cross-entropy, Adam 1e-3, synthetic "
-        "data made outside the timed regions. Each framework and workload ran in its own "
-        "process.",
+        ),
         f"- Step: median of {settings['reps']} repetitions of {settings['steps_per_rep']} "
         f"steps after {settings['warmup_steps']} warm-up steps, each repetition ended by "
         "`block_until_ready`. Epoch: "
@@ -124,27 +199,43 @@ def markdown(run: dict) -> str:
             if settings.get("rounds", 1) > 1
             else ""
         ),
+    ]
+    if variants:
+        lines.append(
+            "- Rows marked " + " or ".join(f"`{v}`" for v in variants.values()) + " ran torch "
+            "in processes of their own with that setting; the other torch rows are PyTorch's "
+            "defaults."
+        )
+    lines += [
         "",
         "## Time per step (ratio to the baseline's jitted step; below 1 is faster)",
         "",
-        *_ratio_table(results, workloads, STEP_ROWS, "step_ms", ("baseline", "baseline"), "ms", 1),
+        *_ratio_table(
+            results,
+            cases,
+            _with_variants(STEP_ROWS, variants),
+            "step_ms",
+            ("baseline", "baseline"),
+            "ms",
+        ),  # fmt: skip
         "",
         f"## Time per epoch of {settings['epoch_samples']:,} samples "
         "(ratio to the Python loop of the baseline's step)",
         "",
         *_ratio_table(
-            results, workloads, EPOCH_ROWS, "epoch_s", ("baseline", "epoch_loop"), "s", 1
-        ),
+            results,
+            cases,
+            _with_variants(EPOCH_ROWS, variants),
+            "epoch_s",
+            ("baseline", "epoch_loop"),
+            "s",
+        ),  # fmt: skip
     ]
     same_process = []
     for label, top, bottom, key in SAME_PROCESS_ROWS:
-        cells = [
-            f"{a[key] / b[key]:.2f}"
-            if (a := _row(results, "funcnets", w, top))
-            and (b := _row(results, "funcnets", w, bottom))
-            else "—"
-            for w in workloads
-        ]
+        pairs = [(_row(results, "funcnets", c, top), _row(results, "funcnets", c, bottom))
+                 for c in cases]  # fmt: skip
+        cells = [f"{a[key] / b[key]:.2f}" if a and b else "—" for a, b in pairs]
         if any(cell != "—" for cell in cells):
             same_process.append(f"| {label} | " + " | ".join(cells) + " |")
     if same_process:
@@ -155,14 +246,13 @@ def markdown(run: dict) -> str:
             "The funcnets process also times the baseline's steps, repetition by repetition "
             "in turn with its own, and one epoch of the baseline's loop after each `fit` epoch.",
             "",
-            "| | " + " | ".join(WORKLOADS[w] for w in workloads) + " |",
-            "|---" * (len(workloads) + 1) + "|",
+            *_header(cases),
             *same_process,
         ]
     strategies = [
-        f"{WORKLOADS[w]}: `{row['strategy']}`"
-        for w in workloads
-        if (row := _row(results, "funcnets", w, "epoch_fit")) is not None
+        f"{case_label(c)}: `{row['strategy']}`"
+        for c in cases
+        if (row := _row(results, "funcnets", c, "epoch_fit")) is not None
     ]
     if strategies:
         lines += [
@@ -171,19 +261,15 @@ def markdown(run: dict) -> str:
             "epoch in one compiled `lax.scan`; `loop`: a Python loop of jitted steps). The "
             "`fit` epoch excludes its first epoch, which compiles.",
         ]
-    lines += [
-        "",
-        "## First-call compile time (s: first call minus a steady step)",
-        "",
-        "| | " + " | ".join(WORKLOADS[w] for w in workloads) + " |",
-        "|---" * (len(workloads) + 1) + "|",
-    ]
+    lines += _throughput_section(run, cases, variants)
+    lines += ["", "## First-call compile time (s: first call minus a steady step)", ""]
+    lines += _header(cases)
     for label, framework, row in COMPILE_ROWS:
         cells = [
             "—"
-            if (value := _row(results, framework, w, row)) is None
+            if (value := _row(results, framework, c, row)) is None
             else f"{value['compile_s']:.2f}"
-            for w in workloads
+            for c in cases
         ]
         if any(cell != "—" for cell in cells):
             lines.append(f"| {label} | " + " | ".join(cells) + " |")
@@ -191,26 +277,74 @@ def markdown(run: dict) -> str:
         "",
         "## Peak memory of each process (MB: after the step measurements; whole run in brackets)",
         "",
-        "| | " + " | ".join(WORKLOADS[w] for w in workloads) + " |",
-        "|---" * (len(workloads) + 1) + "|",
+        *_header(cases),
     ]
-    for framework, per_workload in results.items():
+    for framework, per_case in results.items():
         cells = []
-        for w in workloads:
-            result = per_workload.get(w, {})
+        for c in cases:
+            result = per_case.get(c, {})
             if "peak_rss_mb" in result:
                 cells.append(f"{result['peak_rss_mb_steps']:.0f} ({result['peak_rss_mb']:.0f})")
             else:
                 cells.append("—")
         if any(cell != "—" for cell in cells):
-            lines.append(f"| {NAMES.get(framework, framework)} | " + " | ".join(cells) + " |")
-    notes = [f"- {name}: skipped: {reason}" for name, reason in run["skipped"].items()]
-    for framework, per_workload in results.items():
-        for w, result in per_workload.items():
-            notes += [f"- {framework} {w} {row}: skipped: {why}" for row, why in
-                      result.get("skipped_rows", {}).items()]  # fmt: skip
-            if "error" in result:
-                notes.append(f"- {framework} {w}: failed: {result['error']}")
+            lines.append(f"| {_name(framework, variants)} | " + " | ".join(cells) + " |")
+    notes = _not_measured(run, variants)
     if notes:
         lines += ["", "## Not measured", "", *notes]
     return "\n".join(lines) + "\n"
+
+
+def _throughput_section(run: dict, cases: list[str], variants: dict[str, str]) -> list[str]:
+    """Samples/s and fraction of peak; the measured peaks; each step's FLOPs."""
+    settings, results = run["settings"], run["results"]
+    rows = _with_variants(STEP_ROWS, variants) + _with_variants(EPOCH_ROWS, variants)
+    lines = [
+        "",
+        "## Throughput (samples/s; in brackets, the share of the peak matmul rate reached)",
+        "",
+        "The share is the step's FLOPs (XLA's cost analysis of the baseline's step, the same "
+        "count for every framework) per sample, times samples/s, over the best rate of a "
+        "square matmul in the same dtype measured in the same process (table below).",
+        "",
+        *_throughput_table(results, cases, rows, settings),
+    ]
+    flops = [f"{case_label(c)} {f / 1e9:.3g}" for c in cases if (f := step_flops(results, c))]
+    if flops:
+        lines += ["", f"GFLOP per step of {settings['batch']} samples: " + ", ".join(flops) + "."]
+    peaks = []
+    for framework, per_case in results.items():
+        measured = [per_case.get(c, {}).get("peak_matmul") for c in cases]
+        cells = [f"{p['flops_per_s'] / 1e9:,.0f}" if p else "—" for p in measured]
+        if any(cell != "—" for cell in cells):
+            peaks.append(f"| {_name(framework, variants)} | " + " | ".join(cells) + " |")
+    if peaks:
+        n = settings.get("peak_size") or (4096 if settings["device"] == "gpu" else 1024)
+        lines += [
+            "",
+            f"### Peak matmul rate measured in each process (GFLOP/s; {n}x{n} @ {n}x{n} in the "
+            "column's precision, best of 5 repetitions after warm-up)",
+            "",
+            *_header(cases),
+            *peaks,
+        ]
+    return lines
+
+
+def _not_measured(run: dict, variants: dict[str, str]) -> list[str]:
+    notes = [f"- {name}: skipped: {reason}" for name, reason in run["skipped"].items()]
+    for framework, per_case in run.get("skipped_cases", {}).items():
+        by_reason: dict[str, list[str]] = {}
+        for c, reason in per_case.items():
+            by_reason.setdefault(reason, []).append(case_label(c))
+        notes += [
+            f"- {_name(framework, variants)}: {', '.join(labels)}: {reason}"
+            for reason, labels in by_reason.items()
+        ]
+    for framework, per_case in run["results"].items():
+        for c, result in per_case.items():
+            notes += [f"- {framework} {c} {row}: skipped: {why}" for row, why in
+                      result.get("skipped_rows", {}).items()]  # fmt: skip
+            if "error" in result:
+                notes.append(f"- {framework} {c}: failed: {result['error']}")
+    return notes

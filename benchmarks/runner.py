@@ -16,26 +16,31 @@ import time
 from collections.abc import Callable
 
 from benchmarks import data, measure
-from benchmarks.config import Settings
+from benchmarks.config import JAX_FRAMEWORK_WORKLOADS, Settings
 
 OPTIONAL = {"flax": "flax", "equinox": "equinox"}  # framework -> module to import
 
 
-def run(framework: str, workload: str, settings: Settings) -> dict:
-    """``{"rows": {row: timings}, "peak_rss_mb_steps", "peak_rss_mb", "versions"}``.
+def run(framework: str, workload: str, settings: Settings, precision: str = "float32") -> dict:
+    """``{"rows": {row: timings}, "peak_rss_mb_steps", "peak_rss_mb", "versions", ...}``.
 
-    Or ``{"skipped": reason}`` when the framework is not installed.
+    Also ``"peak_matmul"`` (the best rate of a square matmul in ``precision``,
+    measured in this process) and, for the baseline and funcnets,
+    ``"step_flops"`` (`baseline.step_flops`). Or ``{"skipped": reason}`` when
+    the framework is not installed or has no such workload or precision.
     """
+    if (reason := case_skip_reason(framework, workload, precision)) is not None:
+        return {"skipped": reason}
     if framework == "baseline":
-        result = run_baseline(workload, settings)
+        result = run_baseline(workload, settings, precision)
     elif framework == "funcnets":
-        result = run_funcnets(workload, settings)
+        result = run_funcnets(workload, settings, precision)
     elif framework == "torch":
         try:
             from benchmarks import torch_impl
         except ImportError as error:
             return {"skipped": f"torch not installed ({error})"}
-        result = torch_impl.run(workload, settings)
+        result = torch_impl.run(workload, settings, precision)
     elif framework in OPTIONAL:
         if (reason := skip_reason(framework)) is not None:
             return {"skipped": reason}
@@ -57,16 +62,42 @@ def skip_reason(framework: str) -> str | None:
     return None
 
 
-def _jax_setup(workload: str, settings: Settings):
+def case_skip_reason(framework: str, workload: str, precision: str) -> str | None:
+    """Why ``framework`` has no measurement of ``workload`` in ``precision``, or None.
+
+    Flax and Equinox mirror the first three workloads only, in float32.
+    """
+    if framework in OPTIONAL and workload not in JAX_FRAMEWORK_WORKLOADS:
+        return f"no {framework} mirror (written for {', '.join(JAX_FRAMEWORK_WORKLOADS)} only)"
+    if framework in OPTIONAL and precision != "float32":
+        return f"the {framework} mirrors run float32 only"
+    return None
+
+
+def _jax_setup(workload: str, settings: Settings, precision: str = "float32"):
     """Imports, the initial funcnets state, and the pre-made device batches of the steps."""
     import jax
 
     from benchmarks import workloads
 
-    ts = workloads.train_state(workload, settings.seed, settings.batch)
+    ts = workloads.train_state(workload, settings.seed, settings.batch, precision)
     x, y = data.synthetic(settings.batch * settings.step_batches, settings.seed + 1)
     batches = [jax.device_put(batch) for batch in data.batches(x, y, settings.batch)]
     return ts, jax.block_until_ready(batches)
+
+
+def jax_peak_matmul(settings: Settings, precision: str) -> dict:
+    """The best rate of a jitted ``a @ b`` for square ``settings.matmul_size`` matrices."""
+    import jax
+    import jax.numpy as jnp
+
+    from benchmarks.baseline import COMPUTE_DTYPES
+
+    n, dtype = settings.matmul_size, COMPUTE_DTYPES[precision]
+    a, b = jax.random.normal(jax.random.key(settings.seed), (2, n, n), dtype)
+    matmul = jax.jit(jnp.matmul)
+    rate = measure.peak_rate(lambda: matmul(a, b), jax.block_until_ready, 2.0 * n**3)
+    return {"flops_per_s": rate, "size": n, "dtype": jnp.dtype(dtype).name}
 
 
 def _jax_versions() -> dict:
@@ -91,41 +122,64 @@ def _epoch_batches(settings: Settings) -> list:
     return jax.block_until_ready([jax.device_put(b) for b in data.batches(x, y, settings.batch)])
 
 
-def run_baseline(workload: str, settings: Settings) -> dict:
-    """The hand-written jax + optax step, plain and donated; the Python-loop epoch."""
+def _baseline_carry(start, tx) -> tuple:
+    """``(params, state, opt_state, loss)`` from fresh copies of ``start = (params, state)``.
+
+    (A donated step consumes its inputs.)
+    """
     import jax
     import jax.numpy as jnp
 
+    params, state = jax.tree.map(jnp.copy, start)
+    return params, state, tx.init(params), jnp.zeros(())
+
+
+def run_baseline(workload: str, settings: Settings, precision: str = "float32") -> dict:
+    """The hand-written jax + optax step, plain and donated; the Python-loop epoch."""
+    import jax
+
     from benchmarks import baseline
 
-    ts, batches = _jax_setup(workload, settings)
-    start = baseline.from_funcnets(workload, ts.params)
+    ts, batches = _jax_setup(workload, settings, precision)
+    start = baseline.from_funcnets(workload, ts.params, ts.state)
     rows, steps = {}, {}
 
     for row, donate in (("baseline", False), ("baseline_donated", True))[: 1 + settings.donated]:
-        steps[row], tx = baseline.make_step(workload, donate)
-        params = jax.tree.map(jnp.copy, start)  # a donated step consumes its input
-        carry = (params, tx.init(params), jnp.zeros(()))
+        steps[row], tx = baseline.make_step(workload, donate, precision)
         rows[row], _ = measure.time_steps(
-            _baseline_caller(steps[row]), carry, batches, settings, jax.block_until_ready
+            _baseline_caller(steps[row]),
+            _baseline_carry(start, tx),
+            batches,
+            settings,
+            jax.block_until_ready,
         )
         print(f"  baseline {workload} {row}: {rows[row]['step_ms']:.3f} ms/step", flush=True)
     peak_steps = measure.peak_rss_mb()
+    peak = jax_peak_matmul(settings, precision)
+    flops = baseline.step_flops(workload, precision, *start, *batches[0])
 
     # The epoch: a Python loop of the (donated) step over pre-made device batches.
     epoch_batches = _epoch_batches(settings)
-    params = jax.tree.map(jnp.copy, start)
-    carry = (params, tx.init(params), jnp.zeros(()))
     step = steps["baseline_donated" if settings.donated else "baseline"]
     rows["epoch_loop"], _ = measure.time_epochs(
-        _baseline_caller(step), carry, epoch_batches, settings, jax.block_until_ready
+        _baseline_caller(step),
+        _baseline_carry(start, tx),
+        epoch_batches,
+        settings,
+        jax.block_until_ready,
     )
     rows["epoch_loop"]["donated"] = settings.donated
     print(f"  baseline {workload} epoch: {rows['epoch_loop']['epoch_s']:.3f} s", flush=True)
-    return {"rows": rows, "peak_rss_mb_steps": peak_steps, "versions": _jax_versions()}
+    return {
+        "rows": rows,
+        "peak_rss_mb_steps": peak_steps,
+        "peak_matmul": peak,
+        "step_flops": flops,
+        "versions": _jax_versions(),
+    }
 
 
-def run_funcnets(workload: str, settings: Settings) -> dict:
+def run_funcnets(workload: str, settings: Settings, precision: str = "float32") -> dict:
     """`fn.train.make_step` under `jax.jit`, plain and donated, interleaved with the
     baseline's steps; the epoch through `fit`, interleaved with the baseline's loop."""
     import jax
@@ -134,10 +188,13 @@ def run_funcnets(workload: str, settings: Settings) -> dict:
     import funcnets as fn
     from benchmarks import baseline, workloads
 
-    ts, batches = _jax_setup(workload, settings)
-    step = workloads.step(workload)
-    rows, (loop_step, tx) = same_process_steps(workload, ts, step, batches, settings)
+    ts, batches = _jax_setup(workload, settings, precision)
+    step = workloads.step(workload, precision)
+    rows, (loop_step, tx) = same_process_steps(workload, ts, step, batches, settings, precision)
     peak_steps = measure.peak_rss_mb()
+    peak = jax_peak_matmul(settings, precision)
+    start = baseline.from_funcnets(workload, ts.params, ts.state)
+    flops = baseline.step_flops(workload, precision, *start, *batches[0])
 
     # fit's strategy="auto" rule (funcnets/train/strategy.py), read off the same step's program.
     strategy = fn.train.choose_strategy(jax.jit(step).lower(ts, batches[0]).as_text())
@@ -148,8 +205,7 @@ def run_funcnets(workload: str, settings: Settings) -> dict:
     x, y = data.synthetic(settings.epoch_samples, settings.seed + 2)  # the baseline loop's data
     x, y = jax.block_until_ready((jnp.asarray(x), jnp.asarray(y)))
     epoch_batches = _epoch_batches(settings)
-    params = baseline.from_funcnets(workload, jax.tree.map(jnp.copy, ts.params))
-    loop = [_baseline_caller(loop_step), (params, tx.init(params), jnp.zeros(()))]
+    loop = [_baseline_caller(loop_step), _baseline_carry(start, tx)]
     loop[1] = measure.warm_up_epoch(*loop, epoch_batches, jax.block_until_ready)
     fit_epochs, loop_epochs = [], []
 
@@ -166,7 +222,7 @@ def run_funcnets(workload: str, settings: Settings) -> dict:
             return False
 
     fn.train.fit(
-        workloads.network(workload),
+        workloads.network(workload, precision),
         workloads.loss,
         workloads.optimizer(),
         (x, y),
@@ -190,16 +246,22 @@ def run_funcnets(workload: str, settings: Settings) -> dict:
     }
     print(f"  funcnets {workload} fit epoch: {steady:.3f} s", flush=True)
     versions = {**_jax_versions(), "funcnets": fn.__version__}
-    return {"rows": rows, "peak_rss_mb_steps": peak_steps, "versions": versions}
+    return {
+        "rows": rows,
+        "peak_rss_mb_steps": peak_steps,
+        "peak_matmul": peak,
+        "step_flops": flops,
+        "versions": versions,
+    }
 
 
 def _baseline_caller(step: Callable) -> Callable:
-    """The baseline's ``step(params, opt_state, x, y)`` as ``carry = call(carry, (x, y))``."""
-    return lambda carry, batch: step(carry[0], carry[1], *batch)
+    """The baseline's ``step(params, state, opt_state, x, y)`` as ``carry = call(carry, batch)``."""
+    return lambda carry, batch: step(*carry[:3], *batch)
 
 
 def same_process_steps(
-    workload: str, ts, step: Callable, batches, settings: Settings
+    workload: str, ts, step: Callable, batches, settings: Settings, precision: str = "float32"
 ) -> tuple[dict, tuple]:
     """funcnets' jitted step and the baseline's, plain and donated, timed interleaved.
 
@@ -212,14 +274,11 @@ def same_process_steps(
 
     from benchmarks import baseline
 
-    start = baseline.from_funcnets(workload, ts.params)
+    start = baseline.from_funcnets(workload, ts.params, ts.state)
     calls = {}
     for suffix, donate in (("", False), ("_donated", True)):
-        base_step, tx = baseline.make_step(workload, donate)
-        params = jax.tree.map(jnp.copy, start)
-        calls[f"ab_baseline{suffix}"] = (
-            _baseline_caller(base_step), (params, tx.init(params), jnp.zeros(()))
-        )  # fmt: skip
+        base_step, tx = baseline.make_step(workload, donate, precision)
+        calls[f"ab_baseline{suffix}"] = (_baseline_caller(base_step), _baseline_carry(start, tx))
         jitted = jax.jit(step, donate_argnums=0 if donate else ())
         calls[f"funcnets{suffix}"] = (
             lambda carry, batch, jitted=jitted: jitted(carry[0], batch),
@@ -250,10 +309,16 @@ def run_jax_framework(framework: str, workload: str, settings: Settings) -> dict
     rows[row], _ = measure.time_steps(step, carry, batches, settings, sync)
     print(f"  {framework} {workload} {row}: {rows[row]['step_ms']:.3f} ms/step", flush=True)
     peak_steps = measure.peak_rss_mb()
+    peak = jax_peak_matmul(settings, "float32")
     step, carry = make(workload, settings.seed)
     rows[f"epoch_{row}"], _ = measure.time_epochs(
         step, carry, _epoch_batches(settings), settings, sync
     )
     print(f"  {framework} {workload} epoch: {rows[f'epoch_{row}']['epoch_s']:.3f} s", flush=True)
     versions = {**_jax_versions(), framework: jax_frameworks.version(framework)}
-    return {"rows": rows, "peak_rss_mb_steps": peak_steps, "versions": versions}
+    return {
+        "rows": rows,
+        "peak_rss_mb_steps": peak_steps,
+        "peak_matmul": peak,
+        "versions": versions,
+    }
