@@ -33,7 +33,8 @@ def check_grads(
         f: a scalar-valued, jittable function of ``args`` (compiled once here).
         args: the point at which to check, a tuple of pytrees.
         eps: the finite-difference step.
-        rtol, atol: tolerances on each directional derivative.
+        rtol: relative tolerance on each directional derivative.
+        atol: absolute tolerance on each directional derivative.
         directions: random directions tried per leaf.
         seed: seed of the directions.
 

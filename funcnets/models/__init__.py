@@ -16,7 +16,7 @@ from funcnets.models.perceptron import Perceptron, perceptron
 from funcnets.models.rbm import RBM, rbm
 from funcnets.models.resnet import resnet
 from funcnets.models.trainable import Trainable
-from funcnets.models.vae import VAE, vae
+from funcnets.models.vae import VAE, binarize, vae
 
 __all__ = [
     "Autoencoder",
@@ -26,6 +26,7 @@ __all__ = [
     "RBM",
     "Trainable",
     "autoencoder",
+    "binarize",
     "dcgan_mnist",
     "gan",
     "gaussian_noise",

@@ -53,6 +53,12 @@ class EarlyStopping(Callback):
     improvement, training stops. With ``restore_best``, training returns the
     `TrainState` as it was at the end of the best epoch (params, state,
     optimizer state, step and key), so a later run resumes from there.
+
+    Attributes (read after training):
+        best: the best value of ``monitor`` seen (NaN before any epoch).
+        best_epoch: the epoch that reached it (0 before any epoch).
+        stopped_epoch: the epoch after which training stopped (0 if it ran
+            all its epochs).
     """
 
     def __init__(
