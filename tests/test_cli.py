@@ -6,7 +6,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -302,19 +301,15 @@ def test_sigint_mid_run_then_resume_is_bit_identical_to_an_uninterrupted_run(tmp
     process = subprocess.Popen([sys.executable, "-m", "funcnets", *args, "--out", str(cut)],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
 
-    def interrupt_in_epoch_3():  # epochs take ~50 ms: the signal lands in epoch 3 (or soon after)
-        deadline = time.monotonic() + 120
-        while process.poll() is None and time.monotonic() < deadline:
+    # Polled from this thread alone: a watcher thread beside the reference run (which held
+    # the GIL) once noticed epoch 2's checkpoint only after the run had finished.
+    try:
+        deadline = time.monotonic() + 120  # epochs take ~50 ms: the signal lands in epoch 3
+        while process.poll() is None and time.monotonic() < deadline:  # (or soon after)
             if list((cut / "checkpoints").glob("epoch-0002-*.ckpt")):
                 process.send_signal(signal.SIGINT)
-                return
+                break
             time.sleep(0.002)
-
-    watcher = threading.Thread(target=interrupt_in_epoch_3, daemon=True)
-    watcher.start()
-    try:
-        assert main([*args, "--out", str(straight)]) == 0  # the reference, meanwhile
-        watcher.join(timeout=120)
         _, err = process.communicate(timeout=60)
     finally:
         if process.poll() is None:
@@ -328,6 +323,7 @@ def test_sigint_mid_run_then_resume_is_bit_identical_to_an_uninterrupted_run(tmp
     assert not (cut / "checkpoint.ckpt").exists()
     run_id = {p.name.split("-")[2] for p in (cut / "checkpoints").iterdir()}
 
+    assert main([*args, "--out", str(straight)]) == 0  # the reference
     assert main([*args, "--out", str(cut), "--resume", str(cut)]) == 0  # the same command
     resumed, reference = leaves(cut / "checkpoint.ckpt"), leaves(straight / "checkpoint.ckpt")
     assert resumed.keys() == reference.keys() and ".epoch" in resumed

@@ -27,12 +27,12 @@ DATA = {
 }
 #: Classifiers report the selected epoch's validation accuracy and the test accuracy.
 CLASSIFIERS = {"mnist_lenet5", "sequential_mnist_lstm"}
-#: Smoke runs of 15-42 s of CPU each (2026-11-26, mostly XLA compiling): in the slow set, so
+#: Smoke runs of 10-42 s of CPU each (2026-11-26, mostly XLA compiling): in the slow set, so
 #: that the default run stays under 10 minutes on 2 cores; the others run by default.
 HEAVY = {
     "vanishing_gradients", "fashion_resnet", "mnist_autoencoder", "mnist_gan", "mnist_vae",
     "mnist_clustering", "regularization", "universal_approximation", "mnist_lenet5",
-    "optimizers", "mnist_rbm",
+    "optimizers", "mnist_rbm", "perceptron_xor", "linear_svm",
 }  # fmt: skip
 
 
