@@ -170,34 +170,19 @@ def bench(sizes: list[int], steps: int, reps: int) -> dict[str, Any]:
     }
     for n in sizes:
         given = jnp.asarray(rng.integers(0, 2, (steps, n)), jnp.int32)
-        scan, drawn = funcnets_scan(n, steps, False), funcnets_scan(n, steps, True)
-        vmapped, vmapped_drawn = (
-            funcnets_scan(n, steps, False, batched=False),
-            funcnets_scan(n, steps, True, batched=False),
-        )
-        rollout, dynamics = funcnets_rollout(n, steps), funcnets_transition(n, steps)
-        contenders[f"funcnets_dynamics_{n}"] = (
-            lambda dynamics=dynamics, given=given: jax.block_until_ready(
-                dynamics(next(keys), given)
-            ),
-            n * steps,
-        )
-        contenders[f"funcnets_scan_{n}"] = (
-            lambda scan=scan, given=given: jax.block_until_ready(scan(next(keys), given)),
-            n * steps,
-        )
-        contenders[f"funcnets_scan_drawn_{n}"] = (
-            lambda drawn=drawn, given=given: jax.block_until_ready(drawn(next(keys), given)),
-            n * steps,
-        )
-        contenders[f"funcnets_vmapped_{n}"] = (
-            lambda vmapped=vmapped, given=given: jax.block_until_ready(vmapped(next(keys), given)),
-            n * steps,
-        )
-        contenders[f"funcnets_vmapped_drawn_{n}"] = (
-            lambda f=vmapped_drawn, given=given: jax.block_until_ready(f(next(keys), given)),
-            n * steps,
-        )
+        given_actions = {  # each a jitted (key, actions) -> carry, timed on the same actions
+            "funcnets_dynamics": funcnets_transition(n, steps),
+            "funcnets_scan": funcnets_scan(n, steps, False),
+            "funcnets_scan_drawn": funcnets_scan(n, steps, True),
+            "funcnets_vmapped": funcnets_scan(n, steps, False, batched=False),
+            "funcnets_vmapped_drawn": funcnets_scan(n, steps, True, batched=False),
+        }
+        for name, run in given_actions.items():
+            contenders[f"{name}_{n}"] = (
+                lambda run=run, given=given: jax.block_until_ready(run(next(keys), given)),
+                n * steps,
+            )
+        rollout = funcnets_rollout(n, steps)
         contenders[f"funcnets_rollout_{n}"] = (
             lambda rollout=rollout: jax.block_until_ready(rollout(next(keys))),
             n * steps,
