@@ -2,7 +2,8 @@
 
     python -m benchmarks [--quick] [--device cpu|gpu] [--workloads mlp,vgg,...]
                          [--precision float32,bf16] [--frameworks baseline,funcnets,torch,...]
-                         [--torch-passive] [--torch-threads N] [--out PATH]
+                         [--torch-passive] [--torch-threads N] [--xla-flags=FLAGS]
+                         [--out PATH]
 
 Writes the markdown report to ``--out`` (default benchmarks/results/latest.md)
 and the raw numbers next to it as JSON. See benchmarks/README.md.
@@ -93,6 +94,13 @@ def parser() -> argparse.ArgumentParser:
         type=int,
         help="also run torch with torch.set_num_threads(N), as separately labelled rows",
     )
+    p.add_argument(
+        "--xla-flags",
+        metavar="FLAGS",
+        help="also run the baseline and funcnets with XLA_FLAGS=FLAGS (appended to the "
+        "environment's XLA_FLAGS), as separately labelled rows; write it with '=', as in "
+        "--xla-flags=--xla_cpu_enable_fast_math=false",
+    )
     # Internal: one framework on one workload, in a process of its own.
     p.add_argument("--worker", help=argparse.SUPPRESS)
     p.add_argument("--settings", help=argparse.SUPPRESS)
@@ -130,20 +138,33 @@ def spawn(
         return json.loads(result.read_text())
 
 
-def torch_variants(args: argparse.Namespace, settings: Settings) -> dict[str, tuple]:
-    """The torch processes of each case: ``key: (label, settings, extra environment)``.
+# The frameworks an --xla-flags setting applies to: the JAX processes it is meant to tune.
+XLA_FLAGS_FRAMEWORKS = ("baseline", "funcnets")
 
-    ``torch`` is PyTorch as shipped (threads and OpenMP as the environment has them);
-    the others are the non-default settings asked for, reported as rows of their own.
+
+def variants(args: argparse.Namespace, settings: Settings) -> dict[str, tuple]:
+    """The extra processes of each case: ``key: (framework, setting, settings, environment)``.
+
+    Every framework runs once as its users run it (its defaults, in the environment the
+    run was started in: the headline rows); each non-default setting asked for runs that
+    framework again in processes of its own, reported as rows labelled with ``setting``.
+    ``environment`` goes on top of this process's (see `spawn`).
     """
-    variants = {"torch": ("", settings, {})}
+    extra = {}
     if args.torch_passive:
-        variants["torch_passive"] = ("OMP_WAIT_POLICY=PASSIVE", settings,
-                                     {"OMP_WAIT_POLICY": "PASSIVE"})  # fmt: skip
+        extra["torch_passive"] = ("torch", "OMP_WAIT_POLICY=PASSIVE", settings,
+                                  {"OMP_WAIT_POLICY": "PASSIVE"})  # fmt: skip
     if args.torch_threads is not None:
         threaded = dataclasses.replace(settings, torch_threads=args.torch_threads)
-        variants["torch_threads"] = (f"torch.set_num_threads({args.torch_threads})", threaded, {})
-    return variants
+        extra["torch_threads"] = ("torch", f"torch.set_num_threads({args.torch_threads})",
+                                  threaded, {})  # fmt: skip
+    if args.xla_flags:
+        given = os.environ.get("XLA_FLAGS", "").strip()
+        env = {"XLA_FLAGS": f"{given} {args.xla_flags}".strip()}
+        for framework in XLA_FLAGS_FRAMEWORKS:
+            extra[f"{framework}_xla_flags"] = (framework, f"XLA_FLAGS={args.xla_flags}",
+                                               settings, env)  # fmt: skip
+    return extra
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -171,13 +192,12 @@ def main(argv: list[str] | None = None) -> int:
         if (reason := runner.skip_reason(framework)) is not None:
             skipped[framework] = reason
             print(f"{framework}: skipped: {reason}", flush=True)
-    variants = torch_variants(args, settings)
-    processes = []  # (results key, framework, settings, environment)
+    extra = variants(args, settings)
+    processes = []  # (results key, framework, settings, environment); variants after theirs
     for framework in args.frameworks:
-        if framework == "torch":
-            processes += [(key, "torch", s, env) for key, (_, s, env) in variants.items()]
-        else:
-            processes.append((framework, framework, settings, {}))
+        processes.append((framework, framework, settings, {}))
+        processes += [(key, framework, s, env)
+                      for key, (of, _, s, env) in extra.items() if of == framework]  # fmt: skip
     results: dict[str, dict] = {key: {} for key, *_ in processes}
     skipped_cases: dict[str, dict[str, str]] = {}
     cases = [case(w, p) for p in args.precision for w in args.workloads]
@@ -207,12 +227,16 @@ def main(argv: list[str] | None = None) -> int:
         "host": f"{platform.machine()}, {os.cpu_count()} CPU cores visible",
         "load_average": load,
         "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
+        "xla_flags": os.environ.get("XLA_FLAGS"),
         "wall_s": time.perf_counter() - start,
         "settings": settings.to_dict(),
         "workloads": args.workloads,
         "precisions": args.precision,
         "cases": cases,
-        "torch_variants": {key: label for key, (label, *_) in variants.items() if label},
+        "variants": {
+            key: {"framework": framework, "setting": setting}
+            for key, (framework, setting, *_) in extra.items()
+        },
         "skipped": skipped,
         "skipped_cases": skipped_cases,
         "results": {key: r for key, r in results.items() if r},

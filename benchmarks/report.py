@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from benchmarks.config import case_label
 
-# (label, framework, row): the rows of each table, in order. Rows of torch are repeated
-# for each non-default torch setting asked for (`run["torch_variants"]`), labelled with it.
+# (label, framework, row): the rows of each table, in order. A framework's rows are repeated
+# after them for each non-default setting it also ran with (`run["variants"]`: a torch
+# thread count or OpenMP policy, XLA_FLAGS for the baseline and funcnets), labelled with it.
 STEP_ROWS = [
     ("baseline: jax + optax, jit", "baseline", "baseline"),
     ("baseline, donated", "baseline", "baseline_donated"),
@@ -56,21 +57,63 @@ def _row(results: dict, framework: str, case: str, row: str) -> dict | None:
     return results.get(framework, {}).get(case, {}).get("rows", {}).get(row)
 
 
-def _with_variants(rows: list[tuple], variants: dict[str, str]) -> list[tuple]:
-    """``rows`` and, after them, each torch row again for each torch variant, labelled."""
+def _variants(run: dict) -> dict[str, dict[str, str]]:
+    """``run["variants"]``: ``{results key: {"framework": ..., "setting": ...}}``.
+
+    (Runs written before XLA flags had ``"torch_variants"``, ``{key: setting}``, torch only.)
+    """
+    if "variants" in run:
+        return run["variants"]
+    return {key: {"framework": "torch", "setting": setting}
+            for key, setting in run.get("torch_variants", {}).items()}  # fmt: skip
+
+
+def _with_variants(rows: list[tuple], variants: dict[str, dict[str, str]]) -> list[tuple]:
+    """``rows`` and, after them, the rows of each variant's framework again, labelled.
+
+    A repeated row reads its numbers from the variant's results (``results[key]``).
+    """
     extra = [
-        (f"{label}, {setting}", variant, row)
-        for variant, setting in variants.items()
+        (f"{label}, {variant['setting']}", key, row)
+        for key, variant in variants.items()
         for label, framework, row in rows
-        if framework == "torch"
+        if framework == variant["framework"]
     ]
     return rows + extra
 
 
-def _name(framework: str, variants: dict[str, str]) -> str:
-    if framework in variants:
-        return f"torch, {variants[framework]}"
-    return NAMES.get(framework, framework)
+def _name(key: str, variants: dict[str, dict[str, str]]) -> str:
+    """A process's name in the tables by process: the framework's, and the variant's setting."""
+    if key in variants:
+        framework = variants[key]["framework"]
+        return f"{NAMES.get(framework, framework)}, {variants[key]['setting']}"
+    return NAMES.get(key, key)
+
+
+def _variants_note(run: dict, variants: dict[str, dict[str, str]]) -> list[str]:
+    """The header's line on the rows of non-default settings, if any ran."""
+    if not variants:
+        return []
+    by_setting: dict[str, list[str]] = {}
+    for variant in variants.values():
+        by_setting.setdefault(variant["setting"], []).append(variant["framework"])
+    marked = ", ".join(
+        f"`{setting}` ({', '.join(frameworks)})" for setting, frameworks in by_setting.items()
+    )
+    line = (
+        f"- Rows marked {marked} ran that framework in processes of their own with that "
+        "setting; the other rows are each framework as shipped, in the environment the run "
+        "was started in."
+    )
+    if any(s.startswith("XLA_FLAGS=") for s in by_setting):
+        line += (
+            " An `XLA_FLAGS=` setting was appended to the environment's `XLA_FLAGS`"
+            + (f" (`{run['xla_flags']}`)" if run.get("xla_flags") else " (unset)")
+            + "; funcnets never sets `XLA_FLAGS` itself. Ratios are to the headline baseline "
+            "row, but for the same-process rows of a flagged funcnets process (its own "
+            "baseline steps ran with the flags too)."
+        )
+    return [line]
 
 
 def _header(cases: list[str]) -> list[str]:
@@ -158,7 +201,7 @@ def markdown(run: dict) -> str:
     """The report of a run's JSON (see `__main__`): header, tables, what was skipped."""
     settings, results = run["settings"], run["results"]
     cases = run.get("cases", run["workloads"])
-    variants = run.get("torch_variants", {})
+    variants = _variants(run)
     precisions = run.get("precisions", ["float32"])
     versions = {}
     for framework, per_case in results.items():
@@ -177,7 +220,9 @@ def markdown(run: dict) -> str:
             else "Medians after warm-up."
         ),
         f"- Host: {run['host']}; backend {versions.get('backend', '?')} "
-        f"({versions.get('device', '?')}); load average before the run {run['load_average']}.",
+        f"({versions.get('device', '?')}); load average before the run {run['load_average']}"
+        + (f"; `XLA_FLAGS={run['xla_flags']}` in the environment" if run.get("xla_flags") else "")
+        + ".",
         _versions_line(run, versions),
         f"- {', '.join(precisions)}, batch {settings['batch']}, softmax cross-entropy, Adam "
         "1e-3, synthetic data made outside the timed regions. Each framework and workload ran "
@@ -200,12 +245,7 @@ def markdown(run: dict) -> str:
             else ""
         ),
     ]
-    if variants:
-        lines.append(
-            "- Rows marked " + " or ".join(f"`{v}`" for v in variants.values()) + " ran torch "
-            "in processes of their own with that setting; the other torch rows are PyTorch's "
-            "defaults."
-        )
+    lines += _variants_note(run, variants)
     lines += [
         "",
         "## Time per step (ratio to the baseline's jitted step; below 1 is faster)",
@@ -231,13 +271,19 @@ def markdown(run: dict) -> str:
             "s",
         ),  # fmt: skip
     ]
+    # Each funcnets process's own ratios: the headline one's, then each variant's (its
+    # baseline steps ran in the same process, so with the same setting).
     same_process = []
-    for label, top, bottom, key in SAME_PROCESS_ROWS:
-        pairs = [(_row(results, "funcnets", c, top), _row(results, "funcnets", c, bottom))
-                 for c in cases]  # fmt: skip
-        cells = [f"{a[key] / b[key]:.2f}" if a and b else "—" for a, b in pairs]
-        if any(cell != "—" for cell in cells):
-            same_process.append(f"| {label} | " + " | ".join(cells) + " |")
+    processes = [("funcnets", "")] + [
+        (key, f", {v['setting']}") for key, v in variants.items() if v["framework"] == "funcnets"
+    ]
+    for process, setting in processes:
+        for label, top, bottom, key in SAME_PROCESS_ROWS:
+            pairs = [(_row(results, process, c, top), _row(results, process, c, bottom))
+                     for c in cases]  # fmt: skip
+            cells = [f"{a[key] / b[key]:.2f}" if a and b else "—" for a, b in pairs]
+            if any(cell != "—" for cell in cells):
+                same_process.append(f"| {label}{setting} | " + " | ".join(cells) + " |")
     if same_process:
         lines += [
             "",
@@ -264,7 +310,7 @@ def markdown(run: dict) -> str:
     lines += _throughput_section(run, cases, variants)
     lines += ["", "## First-call compile time (s: first call minus a steady step)", ""]
     lines += _header(cases)
-    for label, framework, row in COMPILE_ROWS:
+    for label, framework, row in _with_variants(COMPILE_ROWS, variants):
         cells = [
             "—"
             if (value := _row(results, framework, c, row)) is None
@@ -295,7 +341,9 @@ def markdown(run: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _throughput_section(run: dict, cases: list[str], variants: dict[str, str]) -> list[str]:
+def _throughput_section(
+    run: dict, cases: list[str], variants: dict[str, dict[str, str]]
+) -> list[str]:
     """Samples/s and fraction of peak; the measured peaks; each step's FLOPs."""
     settings, results = run["settings"], run["results"]
     rows = _with_variants(STEP_ROWS, variants) + _with_variants(EPOCH_ROWS, variants)
@@ -331,7 +379,7 @@ def _throughput_section(run: dict, cases: list[str], variants: dict[str, str]) -
     return lines
 
 
-def _not_measured(run: dict, variants: dict[str, str]) -> list[str]:
+def _not_measured(run: dict, variants: dict[str, dict[str, str]]) -> list[str]:
     notes = [f"- {name}: skipped: {reason}" for name, reason in run["skipped"].items()]
     for framework, per_case in run.get("skipped_cases", {}).items():
         by_reason: dict[str, list[str]] = {}

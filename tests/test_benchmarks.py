@@ -182,7 +182,7 @@ def test_tiny_run_through_the_report(capsys):
             "date": "today", "host": "test", "load_average": None, "wall_s": 1.0,
             "settings": settings.to_dict(), "workloads": ["mlp"], "precisions": ["float32", "bf16"],
             "cases": ["mlp", "mlp/bf16"], "omp_wait_policy": None,
-            "torch_variants": {"torch_passive": "OMP_WAIT_POLICY=PASSIVE"},
+            "variants": {"torch_passive": {"framework": "torch", "setting": "OMP_WAIT_POLICY=PASSIVE"}},
             "skipped": {"torch": "torch not installed"},
             "skipped_cases": {"flax": {"vgg": "no flax mirror", "gru": "no flax mirror"}},
             "results": results,
@@ -202,7 +202,57 @@ def test_tiny_run_through_the_report(capsys):
     assert "GFLOP per step of 8 samples: MLP 784-512-512-10 " in text
 
 
-def test_command_line():
+def test_variant_rows_are_labelled_and_relative_to_the_headline_baseline():
+    """Each variant process's rows repeat its framework's, labelled, in every table."""
+
+    def result(row, step_ms, compile_s=0.5, ab_ms=None):
+        rows = {row: {"step_ms": step_ms, "compile_s": compile_s}}
+        if ab_ms is not None:  # the baseline's step timed in the funcnets process
+            rows["ab_baseline"] = {"step_ms": ab_ms, "compile_s": compile_s}
+        return {"mlp": {"rows": rows, "peak_rss_mb_steps": 100.0, "peak_rss_mb": 200.0}}
+
+    flags = "XLA_FLAGS=--xla_cpu_enable_fast_math=false"
+    run = {
+        "date": "today", "host": "test", "load_average": None, "wall_s": 1.0,
+        "settings": Settings(batch=8).to_dict(), "workloads": ["mlp"], "cases": ["mlp"],
+        "omp_wait_policy": None, "xla_flags": None, "skipped": {}, "skipped_cases": {},
+        "variants": {
+            "baseline_xla_flags": {"framework": "baseline", "setting": flags},
+            "funcnets_xla_flags": {"framework": "funcnets", "setting": flags},
+            "torch_passive": {"framework": "torch", "setting": "OMP_WAIT_POLICY=PASSIVE"},
+        },
+        "results": {
+            "baseline": result("baseline", 4.0),
+            "baseline_xla_flags": result("baseline", 2.0, compile_s=0.25),
+            "funcnets": result("funcnets", 3.0, ab_ms=4.0),
+            "funcnets_xla_flags": result("funcnets", 1.0, compile_s=0.4, ab_ms=2.0),
+            "torch": result("torch", 8.0), "torch_passive": result("torch", 6.0),
+        },
+    }  # fmt: skip
+    text = report.markdown(run)
+    lines = text.splitlines()
+    assert "| baseline: jax + optax, jit | **1.00** (4 ms) |" in lines  # the headline reference
+    assert f"| baseline: jax + optax, jit, {flags} | 0.50 |" in lines  # ratio to the headline
+    assert f"| funcnets: `make_step`, jit, {flags} | 0.25 |" in lines
+    assert "| torch eager, default Adam (for-loop on CPU, foreach on CUDA) | 2.00 |" in lines
+    assert ("| torch eager, default Adam (for-loop on CPU, foreach on CUDA), "
+            "OMP_WAIT_POLICY=PASSIVE | 1.50 |") in lines  # fmt: skip
+    # Same process: each funcnets process's own ratio, the flagged one labelled.
+    assert "| funcnets ÷ baseline, both jit | 0.75 |" in lines
+    assert f"| funcnets ÷ baseline, both jit, {flags} | 0.50 |" in lines
+    assert f"| baseline, {flags} | 0.25 |" in lines  # compile time
+    assert f"| funcnets `make_step`, {flags} | 0.40 |" in lines
+    assert f"| baseline (jax + optax), {flags} | 100 (200) |" in lines  # peak memory
+    assert "| torch, OMP_WAIT_POLICY=PASSIVE | 100 (200) |" in lines
+    samples_per_s = 8 / 2.0e-3  # throughput of the flagged baseline step
+    assert f"| baseline: jax + optax, jit, {flags} | {samples_per_s:,.0f} |" in lines
+    assert f"`{flags}` (baseline, funcnets)" in text
+    assert "funcnets never sets `XLA_FLAGS` itself" in text
+    without = report.markdown({**run, "variants": {}})
+    assert flags not in without and "OMP_WAIT_POLICY=PASSIVE" not in without
+
+
+def test_command_line(monkeypatch):
     args = cli.parser().parse_args(["--quick", "--workloads", "lstm,vgg", "--device", "gpu"])
     assert args.workloads == ["lstm", "vgg"] and args.quick and args.device == "gpu"
     args = cli.parser().parse_args(["--precision", "bf16,float32", "--torch-passive"])
@@ -210,9 +260,19 @@ def test_command_line():
     for bad in (["--frameworks", "tensorflow"], ["--precision", "fp8"], ["--workloads", "vit"]):
         with pytest.raises(SystemExit):
             cli.parser().parse_args(bad)
-    variants = cli.torch_variants(cli.parser().parse_args(["--torch-threads", "1"]), Settings())
-    assert variants["torch"] == ("", Settings(), {})  # PyTorch's defaults, the environment's
-    assert variants["torch_threads"][1].torch_threads == 1 and "torch_passive" not in variants
+    variants = cli.variants(cli.parser().parse_args(["--torch-threads", "1"]), Settings())
+    assert list(variants) == ["torch_threads"]  # the headline processes are not variants
+    assert variants["torch_threads"][2].torch_threads == 1
+    monkeypatch.setenv("XLA_FLAGS", "--xla_dump_to=/tmp/x")
+    flag = "--xla_cpu_experimental_ynn_fusion_type=-individual_convolution"
+    args = cli.parser().parse_args([f"--xla-flags={flag}", "--torch-passive"])
+    variants = cli.variants(args, Settings())
+    passive = ("torch", "OMP_WAIT_POLICY=PASSIVE", Settings(), {"OMP_WAIT_POLICY": "PASSIVE"})
+    assert variants["torch_passive"] == passive
+    env = {"XLA_FLAGS": f"--xla_dump_to=/tmp/x {flag}"}  # appended to the environment's
+    for framework in ("baseline", "funcnets"):
+        want = (framework, f"XLA_FLAGS={flag}", Settings(), env)
+        assert variants[f"{framework}_xla_flags"] == want
     assert Settings.for_run(True).epoch_samples < Settings.for_run(False).epoch_samples == 60_000
     assert Settings(device="gpu").matmul_size == 4096 and Settings().matmul_size == 1024
     assert runner.skip_reason("baseline") is None

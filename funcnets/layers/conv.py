@@ -21,14 +21,11 @@ from jax import lax
 
 from funcnets import initializers
 from funcnets.initializers import Initializer
+from funcnets.layers import algorithms
 from funcnets.layers.base import Layer, as_tuple, check_rank, make_layer, shape_error
 from funcnets.layers.checks import check_padding, positive_int
 from funcnets.layers.padding import Padding, explicit_padding, window_output_size
 
-_LAYOUTS = {1: ("NWC", "WIO", "NWC"), 2: ("NHWC", "HWIO", "NHWC")}
-# On CPU, a convolution with few channels (and no padding unless one input channel) runs
-# faster as one matmul over patches; measured in benchmarks/README.md ("Where the time goes").
-PATCHES_MAX_IN, PATCHES_MAX_OUT = 6, 16
 _NAMES = {1: "(batch, width, channels)", 2: "(batch, height, width, channels)"}
 
 
@@ -81,19 +78,7 @@ def _conv(
         if x.ndim != ndim + 2 or x.shape[-1] != w.shape[-2] * groups:
             raise shape_error(name, f"{_NAMES[ndim]} with {w.shape[-2] * groups} channels", x.shape)
         x, w = _common_dtype(name, x, w)
-        pads = pads_for(x.shape[1:-1])
-        if uses_patches(x.shape[-1], w.shape[-1], groups, pads):
-            y = conv_by_patches(x, w, strides, pads, dilations)
-        else:
-            y = lax.conv_general_dilated(
-                x,
-                w,
-                window_strides=strides,
-                padding=pads,
-                rhs_dilation=dilations,
-                dimension_numbers=_LAYOUTS[ndim],
-                feature_group_count=groups,
-            )
+        y = algorithms.convolve(x, w, strides, pads_for(x.shape[1:-1]), dilations, groups)
         return (y + params["b"] if use_bias else y), state
 
     return make_layer(name, init, apply)
@@ -104,7 +89,7 @@ def _common_dtype(name: str, x: jax.Array, w: jax.Array) -> tuple[jax.Array, jax
 
     So bfloat16 inputs with bfloat16 kernels compute in bfloat16, and with
     float32 kernels in float32, whichever path runs. Integer inputs are rejected,
-    as in PyTorch (the patches path would promote them, XLA's would raise).
+    as in PyTorch (the patches algorithm would promote them, XLA's would raise).
     """
     if not jnp.issubdtype(x.dtype, jnp.inexact):
         raise ValueError(
@@ -113,59 +98,6 @@ def _common_dtype(name: str, x: jax.Array, w: jax.Array) -> tuple[jax.Array, jax
         )
     dtype = jnp.result_type(x, w)
     return x.astype(dtype), w.astype(dtype)
-
-
-def uses_patches(
-    in_channels: int, out_channels: int, groups: int, pads: Sequence[tuple[int, int]]
-) -> bool:
-    """Whether a convolution runs as `conv_by_patches` (the measured rule above; CPU only)."""
-    return (
-        jax.default_backend() == "cpu"
-        and groups == 1
-        and in_channels <= PATCHES_MAX_IN
-        and out_channels <= PATCHES_MAX_OUT
-        and (in_channels == 1 or not any(low or high for low, high in pads))
-    )
-
-
-def conv_by_patches(
-    x: jax.Array,
-    w: jax.Array,
-    strides: Sequence[int],
-    pads: Sequence[tuple[int, int]],
-    dilations: Sequence[int],
-) -> jax.Array:
-    """An ungrouped channels-last convolution as one matmul over extracted patches (im2col).
-
-    Equal to `lax.conv_general_dilated` with the same arguments. The patches are
-    gathered one spatial axis at a time, last axis first: the ``k`` strided slices
-    along an axis are stacked on a new axis just before the patch axes built so far,
-    so the patch of an output position is laid out ``(*kernel, in)`` like ``w``. On
-    XLA CPU this is several times faster than concatenating all ``prod(kernel)``
-    slices at once (which writes one scattered channel block per slice).
-
-    Args:
-        x: ``(batch, *spatial, in)``.
-        w: ``(*kernel, in, out)``.
-        strides, pads, dilations: per spatial axis; ``pads`` as ``(low, high)`` pairs.
-
-    Returns:
-        ``(batch, *out_spatial, out)``.
-    """
-    ndim = w.ndim - 2
-    patches = jnp.pad(x, ((0, 0), *pads, (0, 0)))  # (batch, *padded, in)
-    for axis in reversed(range(1, ndim + 1)):
-        k, s, d = w.shape[axis - 1], strides[axis - 1], dilations[axis - 1]
-        size = (patches.shape[axis] - d * (k - 1) - 1) // s + 1
-        patches = jnp.stack(
-            [
-                lax.slice_in_dim(patches, o * d, o * d + (size - 1) * s + 1, s, axis)
-                for o in range(k)
-            ],
-            axis=ndim + 1,
-        )
-    patches = patches.reshape(*patches.shape[: ndim + 1], -1)  # (batch, *out, prod(kernel) * in)
-    return patches @ w.reshape(-1, w.shape[-1])
 
 
 def Conv1D(
@@ -314,7 +246,7 @@ def ConvTranspose2D(
             window_strides=(1, 1),
             padding=[(k - 1 - lo, k - 1 - hi) for k, (lo, hi) in zip(kernel, crops)],
             lhs_dilation=strides,
-            dimension_numbers=_LAYOUTS[2],
+            dimension_numbers=("NHWC", "HWIO", "NHWC"),
         )
         return (y + params["b"] if use_bias else y), state
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import funcnets as fn
-from funcnets.layers import conv as conv_module
+from funcnets.layers import algorithms
 
 RNG = np.random.default_rng(0)
 
@@ -251,16 +251,17 @@ def test_global_avg_pool_flatten_reshape():
 @pytest.mark.parametrize(
     ("kernel", "stride", "padding", "dilation", "groups", "hw"), [c for c in CONV2D if c[4] == 1]
 )
+@pytest.mark.parametrize(("channels_in", "channels_out"), [(1, 6), (2, 3), (6, 16), (17, 2)])
 def test_conv_by_patches_equals_xla_convolution_values_and_gradients(
-    kernel, stride, padding, dilation, groups, hw
+    kernel, stride, padding, dilation, groups, hw, channels_in, channels_out
 ):
-    from funcnets.layers.conv import conv_by_patches
+    from funcnets.layers.algorithms import conv_by_patches
     from funcnets.layers.padding import explicit_padding
 
     k, s, d = (tuple(v) if not isinstance(v, int) else (v, v) for v in (kernel, stride, dilation))
     pads = explicit_padding(padding, hw, k, s, d)
-    x = jnp.asarray(RNG.standard_normal((2, *hw, 2)), jnp.float32)
-    w = jnp.asarray(RNG.standard_normal((*k, 2, 3)), jnp.float32)
+    x = jnp.asarray(RNG.standard_normal((2, *hw, channels_in)), jnp.float32)
+    w = jnp.asarray(RNG.standard_normal((*k, channels_in, channels_out)), jnp.float32)
 
     def xla(x, w):
         return jax.lax.conv_general_dilated(
@@ -289,17 +290,62 @@ def test_single_channel_conv_layers_match_loops():
     np.testing.assert_allclose(y, expected, rtol=1e-4, atol=1e-5)
 
 
-def test_patches_rule_follows_the_measurements():
-    """LeNet-5's C1 and C3 run as patches on CPU; padded or wider convolutions stay XLA's."""
-    from funcnets.layers.conv import uses_patches
+def test_conv_rule_is_the_documented_cost_model():
+    """patches iff out * (lanes / in - 1) >= PATCH_COST on CPU, ungrouped; XLA's elsewhere.
 
-    cpu = jax.default_backend() == "cpu"
-    assert uses_patches(1, 6, 1, [(2, 2), (2, 2)]) == cpu
-    assert uses_patches(6, 16, 1, [(0, 0), (0, 0)]) == cpu
-    assert not uses_patches(6, 16, 1, [(2, 2), (2, 2)])
-    assert not uses_patches(3, 32, 1, [(1, 1), (1, 1)])
-    assert not uses_patches(16, 16, 1, [(0, 0), (0, 0)])
-    assert not uses_patches(2, 4, 2, [(0, 0), (0, 0)])
+    Checked against the formula on a grid (so the rule depends on the shape alone), and
+    its consequences: more output channels never turn patches off, more input channels
+    never turn them on, and bfloat16 (twice the lanes) takes patches wherever float32 does.
+    """
+    from funcnets.layers.algorithms import PATCH_COST, VECTOR_BYTES, conv_algorithm
+
+    for cin in range(1, 40):
+        for cout in (1, 2, 4, 6, 8, 16, 32, 64, 128):
+            lanes = VECTOR_BYTES // 4
+            expected = cout * max(lanes / cin - 1, 0) >= PATCH_COST
+            assert conv_algorithm(cin, cout, 1, jnp.float32, "cpu") == (
+                "patches" if expected else "xla"
+            )
+            if expected:
+                assert conv_algorithm(cin, 2 * cout, 1, jnp.float32, "cpu") == "patches"
+                assert conv_algorithm(cin, cout, 1, jnp.bfloat16, "cpu") == "patches"
+            else:
+                assert conv_algorithm(cin + 1, cout, 1, jnp.float32, "cpu") == "xla"
+            assert conv_algorithm(cin, cout, 2, jnp.float32, "cpu") == "xla"
+            assert conv_algorithm(cin, cout, 1, jnp.float32, "gpu") == "xla"
+            assert conv_algorithm(cin, cout, 1, jnp.float32, "tpu") == "xla"
+    # The first convolutions of LeNet-5, VGG and ResNet (1 channel in) and LeNet-5's C3
+    # take patches; 3x3 convolutions of 16 or more channels stay XLA's.
+    assert {conv_algorithm(1, 6, 1, platform="cpu"), conv_algorithm(6, 16, 1, platform="cpu")} == {
+        "patches"
+    }
+    assert conv_algorithm(16, 16, 1, platform="cpu") == conv_algorithm(32, 64, 1, platform="cpu")
+    assert conv_algorithm(16, 16, 1, platform="cpu") == "xla"
+
+
+def test_patches_gradient_is_exact_in_a_jitted_network_with_relu_and_max_pooling():
+    """The patches convolution's backward pass runs behind an optimization barrier: under
+    jit, in conv -> relu -> max-pool -> conv, both kernels' gradients equal XLA's."""
+    from funcnets.layers import algorithms
+
+    keys = jax.random.split(jax.random.key(3), 3)
+    x = jax.random.normal(keys[0], (4, 12, 12, 1))
+    params = (jax.random.normal(keys[1], (5, 5, 1, 6)) / 5,
+              jax.random.normal(keys[2], (5, 5, 6, 16)) / 12)  # fmt: skip
+
+    def loss(params, conv):
+        h = jax.nn.relu(conv(x, params[0], (1, 1), ((2, 2), (2, 2)), (1, 1)))
+        h = algorithms.max_pool(h, (2, 2), (2, 2), ((0, 0), (0, 0)))
+        return jnp.sum(jnp.sin(conv(h, params[1], (1, 1), ((0, 0), (0, 0)), (1, 1))))
+
+    def xla(x, w, s, pads, d):
+        return jax.lax.conv_general_dilated(x, w, s, pads, rhs_dilation=d,
+                                            dimension_numbers=("NHWC", "HWIO", "NHWC"))  # fmt: skip
+
+    got = jax.jit(jax.grad(loss), static_argnums=1)(params, algorithms.conv_by_patches)
+    expected = jax.jit(jax.grad(loss), static_argnums=1)(params, xla)
+    for a, b in zip(got, expected):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
 
 
 DTYPE_CASES = {
@@ -314,7 +360,7 @@ PATHS = ["Conv1D-patches", "Conv1D-xla", "Conv2D-patches", "Conv2D-xla", "ConvTr
 def built_on_path(case, monkeypatch):
     """The layer, params, state and input shape of a case, its code path forced."""
     name, path = case.split("-")
-    monkeypatch.setattr(conv_module, "uses_patches", lambda *args: path == "patches")
+    monkeypatch.setattr(algorithms, "conv_algorithm", lambda *args, **kwargs: path)
     factory, shape = DTYPE_CASES[name]
     layer = factory()
     _, params, state = layer.init(jax.random.key(0), shape)
