@@ -308,3 +308,42 @@ def test_profile_lists_the_ops_of_a_step(capsys):
     assert 1 <= len(shares) <= 3 and shares == sorted(shares, reverse=True) and shares[0] > 0
     with pytest.raises(SystemExit):
         profile.main(["mlp", "--steps", "0"])
+
+
+@pytest.mark.parametrize(
+    "shape, out, pads",
+    [((2, 5, 6, 3), 4, ((1, 1), (1, 1))), ((1, 7, 7, 2), 3, ((0, 0), (0, 0)))],
+    ids=["same", "valid"],
+)
+def test_winograd_matches_xla_convolution(shape, out, pads):
+    """`winograd_f2x3` (benchmarks/conv_algorithms.py) is a 3x3 convolution, gradients too.
+
+    Odd output sizes included (5x5, 5x6): the last 2x2 tile of such an axis overhangs.
+    """
+    from benchmarks.conv_algorithms import winograd_f2x3
+
+    def xla(x, w):
+        dims = ("NHWC", "HWIO", "NHWC")
+        return jax.lax.conv_general_dilated(x, w, (1, 1), pads, dimension_numbers=dims)
+
+    def winograd(x, w):
+        return winograd_f2x3(x, w, pads)
+
+    @jax.jit  # one compile: eagerly, the many small ops take seconds
+    def values_and_gradients(x, w, g):
+        def of(conv):
+            y, pullback = jax.vjp(conv, x, w)
+            return (y, *pullback(g))
+
+        return of(winograd), of(xla)
+
+    rng = np.random.default_rng(0)
+    oh, ow = (size + lo + hi - 2 for size, (lo, hi) in zip(shape[1:3], pads))
+    x, w, g = (
+        rng.standard_normal(s, np.float32)
+        for s in (shape, (3, 3, shape[-1], out), (shape[0], oh, ow, out))
+    )
+    ours, ref = values_and_gradients(x, w, g)
+    assert ours[0].shape == (shape[0], oh, ow, out) and oh % 2 == 1
+    for a, b in zip(ours, ref, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
