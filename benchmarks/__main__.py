@@ -110,7 +110,8 @@ def parser() -> argparse.ArgumentParser:
 
 def worker(spec: str, settings: Settings, result: Path) -> None:
     framework, workload, precision = spec.split(":")
-    result.write_text(json.dumps(runner.run(framework, workload, settings, precision)))
+    measured = runner.run(framework, workload, settings, precision)
+    result.write_text(json.dumps({**measured, "settings": settings.to_dict()}))
 
 
 def spawn(
@@ -213,7 +214,9 @@ def main(argv: list[str] | None = None) -> int:
                     skipped_cases.setdefault(key, {})[key_of_case] = reason
                     continue
                 print(f"{key} / {key_of_case} ({round_ + 1}) ...", flush=True)
-                result = spawn(framework, workload, precision, process_settings, env)
+                result = spawn(
+                    framework, workload, precision, process_settings.for_workload(workload), env
+                )
                 if "skipped" in result:
                     skipped[framework] = result["skipped"]
                     print(f"{framework}: skipped: {result['skipped']}", flush=True)

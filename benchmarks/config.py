@@ -21,6 +21,11 @@ WORKLOADS = {
 # --quick on CPU runs these unless --workloads says otherwise (the convolutional VGG and
 # ResNet-20 steps take 0.1-1 s each on 2 CPU cores); a full run, or --quick on a GPU, runs all.
 QUICK_WORKLOADS = ("mlp", "lenet5", "lstm")
+# A full CPU run times these over fewer steps per repetition and shorter epochs: their
+# steps take 0.2-0.5 s on 2 cores, so a 60,000-sample epoch would take 2-4 minutes for each
+# framework and repetition. Options given on the command line take precedence.
+CPU_HEAVY_WORKLOADS = {"vgg": {"steps_per_rep": 5, "epoch_samples": 6_400},
+                       "resnet20": {"steps_per_rep": 5, "epoch_samples": 6_400}}  # fmt: skip
 # Flax NNX and Equinox mirrors exist for these only (benchmarks/jax_frameworks.py).
 JAX_FRAMEWORK_WORKLOADS = ("mlp", "lenet5", "lstm")
 # "baseline" is the hand-written jax + optax step (benchmarks/baseline.py).
@@ -73,6 +78,7 @@ class Settings:
     rounds: int = 1  # processes per framework and workload, interleaved; medians across them
     torch_threads: int | None = None  # None: PyTorch's default (one per core)
     peak_size: int | None = None  # the square matmul of the peak rate; None: 1024 CPU, 4096 GPU
+    given: tuple[str, ...] = ()  # the fields set on the command line (kept per workload)
 
     @classmethod
     def for_run(cls, quick: bool, device: str = "cpu", **overrides: int | None) -> Settings:
@@ -87,7 +93,14 @@ class Settings:
             ),
         )
         given = {name: value for name, value in overrides.items() if value is not None}
-        return dataclasses.replace(base, **given)
+        return dataclasses.replace(base, **given, given=tuple(given))
+
+    def for_workload(self, workload: str) -> Settings:
+        """These settings, with `CPU_HEAVY_WORKLOADS`' sizes for ``workload`` in a full CPU run."""
+        if self.quick or self.device != "cpu" or workload not in CPU_HEAVY_WORKLOADS:
+            return self
+        sizes = CPU_HEAVY_WORKLOADS[workload]
+        return dataclasses.replace(self, **{k: v for k, v in sizes.items() if k not in self.given})
 
     @property
     def matmul_size(self) -> int:
@@ -99,4 +112,4 @@ class Settings:
 
     @classmethod
     def from_dict(cls, data: dict) -> Settings:
-        return cls(**data)
+        return cls(**{**data, "given": tuple(data.get("given", ()))})

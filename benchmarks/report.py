@@ -164,7 +164,8 @@ def _throughput_table(results, cases, rows, settings) -> list[str]:
             if "step_ms" in value:
                 samples_per_s = settings["batch"] / (value["step_ms"] / 1e3)
             else:
-                samples_per_s = settings["epoch_samples"] / value["epoch_s"]
+                sizes = results[framework][c].get("settings", settings)
+                samples_per_s = sizes["epoch_samples"] / value["epoch_s"]
             cell = f"{samples_per_s:,.0f}"
             flops = step_flops(results, c)
             peak = results[framework][c].get("peak_matmul", {}).get("flops_per_s")
@@ -195,6 +196,24 @@ def _versions_line(run: dict, versions: dict) -> str:
         f"funcnets {versions.get('funcnets', '?')}{torch}{others}, "
         f"Python {versions.get('python', '?')}."
     )
+
+
+def _sizes_note(run: dict, cases: list[str]) -> list[str]:
+    """A line naming the cases timed with other sizes than the run's (`Settings.for_workload`)."""
+    run_sizes = {k: run["settings"][k] for k in ("steps_per_rep", "epoch_samples")}
+    other: dict[tuple, list[str]] = {}
+    for c in cases:
+        for per_case in run["results"].values():
+            sizes = per_case.get(c, {}).get("settings")
+            if sizes and {k: sizes[k] for k in run_sizes} != run_sizes:
+                other.setdefault((sizes["steps_per_rep"], sizes["epoch_samples"]), []).append(c)
+                break
+    return [
+        f"- {', '.join(case_label(c) for c in names)}: {steps} steps per repetition and "
+        f"{samples:,}-sample epochs (their steps take 0.2-0.5 s on CPU; "
+        "`benchmarks/config.py`, `CPU_HEAVY_WORKLOADS`)."
+        for (steps, samples), names in other.items()
+    ]
 
 
 def markdown(run: dict) -> str:
@@ -245,6 +264,7 @@ def markdown(run: dict) -> str:
             else ""
         ),
     ]
+    lines += _sizes_note(run, cases)
     lines += _variants_note(run, variants)
     lines += [
         "",
@@ -259,8 +279,7 @@ def markdown(run: dict) -> str:
             "ms",
         ),  # fmt: skip
         "",
-        f"## Time per epoch of {settings['epoch_samples']:,} samples "
-        "(ratio to the Python loop of the baseline's step)",
+        "## Time per epoch (ratio to the Python loop of the baseline's step)",
         "",
         *_ratio_table(
             results,

@@ -347,3 +347,17 @@ def test_winograd_matches_xla_convolution(shape, out, pads):
     assert ours[0].shape == (shape[0], oh, ow, out) and oh % 2 == 1
     for a, b in zip(ours, ref, strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+
+
+def test_heavy_cpu_workloads_get_their_own_sizes_unless_given():
+    from benchmarks.config import CPU_HEAVY_WORKLOADS, Settings
+
+    full = Settings.for_run(False)
+    vgg = full.for_workload("vgg")
+    assert (vgg.steps_per_rep, vgg.epoch_samples) == tuple(CPU_HEAVY_WORKLOADS["vgg"].values())
+    assert full.for_workload("mlp") == full
+    assert Settings.for_run(True).for_workload("vgg") == Settings.for_run(True)  # --quick
+    assert Settings.for_run(False, "gpu").for_workload("vgg").epoch_samples == 60_000
+    given = Settings.for_run(False, epoch_samples=1_000).for_workload("resnet20")
+    assert (given.epoch_samples, given.steps_per_rep) == (1_000, 5)
+    assert Settings.from_dict(given.to_dict()) == given
