@@ -361,3 +361,25 @@ def test_heavy_cpu_workloads_get_their_own_sizes_unless_given():
     given = Settings.for_run(False, epoch_samples=1_000).for_workload("resnet20")
     assert (given.epoch_samples, given.steps_per_rep) == (1_000, 5)
     assert Settings.from_dict(given.to_dict()) == given
+
+
+def test_readme_speed_table_is_rewritten_from_a_run():
+    from benchmarks import readme
+
+    rows = {"funcnets_donated": {"step_ms": 3.0, "compile_s": 0.4},
+            "ab_baseline_donated": {"step_ms": 2.5}, "epoch_fit": {"compile_s": 1.2}}  # fmt: skip
+    run = {
+        "cases": ["mlp"],
+        "results": {
+            "funcnets": {"mlp": {"rows": rows}},
+            "baseline": {"mlp": {"rows": {"baseline_donated": {"step_ms": 2.4}}}},
+            "torch": {
+                "mlp": {"rows": {"torch_fused": {"step_ms": 4.0}, "torch": {"step_ms": 6.0}}}
+            },
+        },
+    }
+    text = readme.rewrite(f"intro\n{readme.START}\nold\n{readme.END}\nrest\n", run)
+    assert "old" not in text and text.startswith("intro\n") and text.endswith("rest\n")
+    assert "| MLP 784-512-512-10 | 2.400 | 1.20 | 0.75 | 0.50 | 0.40 | 1.20 |" in text
+    with pytest.raises(ValueError, match="speed-table"):
+        readme.rewrite("no markers", run)
