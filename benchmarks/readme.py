@@ -43,7 +43,7 @@ def table(run: dict) -> list[str]:
         "| funcnets compile (s) | `fit` first epoch − a steady one (s) |",
         "|---|---|---|---|---|---|---|",
     ]
-    for case in run.get("cases", run["workloads"]):
+    for case in run.get("cases") or run["workloads"]:
         funcnets = _ms(run, "funcnets", case, "funcnets_donated")
         rows = run["results"].get("funcnets", {}).get(case, {}).get("rows", {})
         lines.append(
